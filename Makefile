@@ -1,0 +1,49 @@
+# policylab: every target is a thin call of `python -m app`.
+#   make train task=hopper [key=value ...]    make train resume=runs/...
+#   make eval run=runs/... [episodes=10]      make tasks      make test
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
+OVERRIDES := $(filter-out task=% resume=% run=% episodes=% checkpoint=% PYTHON=%,$(MAKEOVERRIDES))
+export MUJOCO_GL ?= egl
+
+.PHONY: setup train eval tasks test lint bench-learn clean-venv
+
+setup: $(VENV)/.installed
+
+# torch is pinned and installed first: the pinned version is a CPU wheel on CPU-only
+# machines and the CUDA build on GPU machines; anything unpinned would pull CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+train: setup
+ifdef resume
+	$(PY) -m app train --resume "$(resume)" $(OVERRIDES)
+else
+	$(PY) -m app train --task "$(or $(task),humanoid)" $(OVERRIDES)
+endif
+
+eval: setup
+	@test -n "$(run)" || { echo "usage: make eval run=runs/<task>/<run> [episodes=10]"; exit 2; }
+	$(PY) -m app evaluate "$(run)" --episodes $(or $(episodes),10) --checkpoint $(or $(checkpoint),latest)
+
+tasks: setup
+	$(PY) -m app tasks
+
+test: setup
+	$(PY) -m pytest -q
+
+lint: setup
+	$(PY) -m ruff check app policies envs tests bench
+	$(PY) -m ruff format --check app policies envs tests bench
+
+bench-learn: setup
+	$(PY) bench/learning.py $(OVERRIDES)
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,61 @@
+"""Fitting the value function by regression on value targets."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+
+def fit_value(
+    value: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    norm_obs: Tensor,
+    targets: Tensor,
+    epochs: int,
+    minibatch_size: int,
+    generator: torch.Generator | None = None,
+    max_grad_norm: float | None = None,
+) -> dict[str, float]:
+    """Minimize mean (V_phi(s) - target)^2 with Adam over shuffled minibatches.
+
+    norm_obs [B, obs_dim] (already normalized), targets [B]. If a loss or
+    gradient is ever non-finite the value net and optimizer are restored to
+    their state before the call and ``value_rejected`` is 1.
+    Returns ``value_loss`` (mean minibatch loss of the last epoch) and ``value_rejected``.
+    """
+    saved_params = copy.deepcopy(value.state_dict())
+    saved_optim = copy.deepcopy(optimizer.state_dict())
+    batch = targets.shape[0]
+    size = min(minibatch_size, batch)
+    last_epoch_losses: list[Tensor] = []
+    for _ in range(epochs):
+        order = torch.randperm(batch, generator=generator, device=generator.device if generator else "cpu").to(
+            targets.device
+        )
+        last_epoch_losses = []
+        for start in range(0, batch - size + 1, size):
+            idx = order[start : start + size]
+            loss = (value(norm_obs[idx]) - targets[idx]).square().mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grads = [p.grad for p in value.parameters() if p.grad is not None]
+            grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                value.load_state_dict(saved_params)
+                optimizer.load_state_dict(saved_optim)
+                return {"value_loss": float("nan"), "value_rejected": 1.0}
+            if max_grad_norm is not None:
+                nn.utils.clip_grad_norm_(value.parameters(), max_grad_norm)
+            optimizer.step()
+            last_epoch_losses.append(loss.detach())
+    return {"value_loss": torch.stack(last_epoch_losses).mean().item(), "value_rejected": 0.0}
+
+
+def explained_variance(predictions: Tensor, targets: Tensor) -> float:
+    """1 - Var[target - prediction] / Var[target] (1: perfect, 0: no better than a constant)."""
+    var = targets.var()
+    if var <= 0:
+        return float("nan")
+    return (1.0 - (targets - predictions).var() / var).item()

@@ -1,0 +1,141 @@
+"""Command-line interface: ``python -m app <command>``. Every Makefile target calls this."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from app.errors import PolicylabError
+
+
+def _train(args: argparse.Namespace) -> int:
+    from app.checkpoint import checkpoint_config, load_checkpoint, resolve_checkpoint, run_dir_of
+    from app.config import apply_overrides, config_from_dict, config_to_dict, load_config
+    from app.runner import Trainer, new_run_dir
+
+    if args.resume:
+        path = resolve_checkpoint(args.resume, "latest")
+        ckpt = load_checkpoint(path)
+        cfg = checkpoint_config(ckpt, path)
+        if args.overrides:
+            cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides), "command line")
+        run_dir = run_dir_of(path)
+        print(f"resuming {run_dir} at {int(ckpt['runner']['env_steps']):,} steps")
+        trainer = Trainer(cfg, run_dir, ckpt)
+    else:
+        if not args.task:
+            raise PolicylabError("train needs a task (make train task=hopper) or a run to resume (resume=runs/...)")
+        cfg = load_config(args.task, args.overrides)
+        run_dir = new_run_dir(cfg)
+        print(
+            f"training {cfg.algo.name} on {cfg.task.name} ({cfg.task.id}), {cfg.train.total_steps:,} steps -> {run_dir}"
+        )
+        trainer = Trainer(cfg, run_dir)
+    summary = trainer.run()
+    if summary["finished"]:
+        ret, std = summary["final_eval_return"], summary["final_eval_return_std"]
+        print(
+            f"done: {summary['env_steps']:,} steps in {summary['wall_time']:.0f} s "
+            f"({summary['steps_per_s']:,.0f} steps/s); "
+            f"deterministic return {ret:.1f} ± {std:.1f}; run: {run_dir}"
+        )
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from app.evaluate import evaluate_run
+
+    path, result = evaluate_run(args.run, episodes=args.episodes, which=args.checkpoint, seed=args.seed)
+    print(
+        f"{result['task']}: deterministic return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
+        f"over {result['episodes']} episodes (mean length {result['mean_length']:.0f}); wrote {path}"
+    )
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    import envs
+    from app.config import available_tasks, load_config
+
+    rows = [("task", "environment", "obs", "act", "dt [s]", "episode steps")]
+    for name in available_tasks():
+        cfg = load_config(name)
+        env = envs.make(cfg.task, num_envs=1)
+        steps = str(env.max_episode_steps) if env.max_episode_steps else "-"
+        rows.append(
+            (
+                name,
+                cfg.task.id,
+                str(env.observation_space.shape[0]),
+                str(env.action_space.shape[0]),
+                f"{env.dt:g}",
+                steps,
+            )
+        )
+        env.close()
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    print("\nAlso: any Gymnasium id (task=Hopper-v5) or dm_control suite task (task=dmc:walker-walk).")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from app.config import config_to_dict, field_help, load_config
+
+    cfg = load_config(args.task, args.overrides)
+    if args.fields:
+        for key, default, text in field_help():
+            shown = "null" if default is None else default
+            print(f"{key:<32} {shown!s:<12} {text}")
+        return 0
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description="policylab: Gaussian-policy RL on MuJoCo robots")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    p = sub.add_parser("train", help="train a policy (or resume a run)")
+    p.add_argument("--task", help="task config name (see 'tasks'), Gymnasium id or dmc:domain-task")
+    p.add_argument("--resume", metavar="RUN", help="run directory (or checkpoint file) to continue")
+    p.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides by dotted path, e.g. algo.max_kl=0.02"
+    )
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="deterministic evaluation of a run; writes eval.json")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    p.add_argument("--checkpoint", default="latest", help="latest, best or a file in checkpoints/ (default latest)")
+    p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's seed + 1000003)")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("tasks", help="list the tasks with their observation and action sizes")
+    p.set_defaults(func=_tasks)
+
+    p = sub.add_parser("config", help="print a task's resolved config (or every field with --fields)")
+    p.add_argument("task", help="task config name, Gymnasium id or dmc:domain-task")
+    p.add_argument("overrides", nargs="*", metavar="key=value")
+    p.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
+    p.set_defaults(func=_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
+        print("error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        return args.func(args)
+    except PolicylabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,427 @@
+"""Typed, frozen run configuration loaded from YAML.
+
+``configs/<task>.yaml`` -> dict -> dotted command-line overrides -> :class:`Config`.
+Every field has a type, a one-line help text (``metadata["help"]``) and, where it
+matters, a valid range. A wrong key, type or value raises :class:`ConfigError`
+with one line naming the source (file or command line), the dotted key and what
+is valid.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin, get_type_hints
+
+import yaml
+
+from app.errors import ConfigError, TaskError
+
+CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+def param(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """A dataclass field with a help text and an optional range [low, high]."""
+    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    name: str = param("", "task name, used for the run directory (defaults to the config file name)")
+    id: str = param("", "Gymnasium id (Hopper-v5) or dm_control suite task (dmc:walker-walk)")
+    backend: Literal["gym"] = param("gym", "simulation backend: gym = Gymnasium vector envs")
+    num_envs: int = param(8, "number of environments stepped in parallel", low=1)
+    vectorization: Literal["sync", "async"] = param(
+        "sync", "gym backend: step envs in this process (sync) or in subprocesses (async)"
+    )
+    max_episode_steps: int | None = param(
+        None, "episode length limit (truncation); null keeps the environment's own", low=1
+    )
+    env_kwargs: dict[str, Any] = param({}, "keyword arguments passed to the environment constructor")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the mean MLP")
+    activation: Literal["tanh", "relu", "elu", "silu"] = param("tanh", "hidden activation")
+    init_log_std: float = param(0.0, "initial log standard deviation (normalized action units)", low=-5.0, high=2.0)
+    ortho_init: bool = param(True, "orthogonal initialization (gain sqrt 2, output layer 0.01)")
+    normalize_obs: bool = param(True, "running mean/std observation normalization inside the policy")
+    obs_clip: float = param(
+        10.0, "normalized observations are clipped to [-obs_clip, obs_clip]", low=0.0, low_open=True
+    )
+
+
+@dataclass(frozen=True)
+class ValueConfig:
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the value MLP")
+    activation: Literal["tanh", "relu", "elu", "silu"] = param("tanh", "hidden activation")
+    lr: float = param(1e-3, "Adam learning rate of the value function", low=0.0, low_open=True)
+    epochs: int = param(10, "passes over the batch when fitting the value function", low=1)
+    minibatch_size: int = param(128, "minibatch size when fitting the value function", low=1)
+    max_grad_norm: float | None = param(
+        None, "clip the value gradient norm (null: no clipping)", low=0.0, low_open=True
+    )
+
+
+@dataclass(frozen=True)
+class TRPOConfig:
+    name: Literal["trpo", "npg"] = param("trpo", "trpo (with line search) or npg (natural gradient step only)")
+    gamma: float = param(0.99, "discount factor", low=0.0, high=1.0)
+    gae_lambda: float = param(0.95, "GAE lambda (0: one-step TD, 1: Monte Carlo)", low=0.0, high=1.0)
+    normalize_advantages: bool = param(True, "standardize advantages over the batch")
+    normalize_rewards: bool = param(True, "divide rewards by a running std of the discounted return")
+    max_kl: float = param(0.01, "trust region: largest mean KL(old || new) per update", low=0.0, low_open=True)
+    damping: float = param(0.1, "Fisher damping: CG solves (F + damping I) x = g", low=0.0)
+    cg_iters: int = param(15, "conjugate gradient iterations", low=1)
+    cg_tol: float = param(1e-10, "conjugate gradient stops when the squared residual is below this", low=0.0)
+    line_search_shrink: float = param(
+        0.8, "backtracking factor of the line search", low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    line_search_steps: int = param(10, "largest number of line-search tries", low=1)
+    fvp_subsample: float = param(
+        1.0, "fraction of the batch used for Fisher-vector products", low=0.0, high=1.0, low_open=True
+    )
+
+
+# algo.name -> the dataclass that types the ``algo`` section.
+ALGORITHM_CONFIGS: dict[str, type] = {"trpo": TRPOConfig, "npg": TRPOConfig}
+AlgoConfig = TRPOConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    total_steps: int = param(1_000_000, "environment steps to train for (all envs together)", low=1)
+    steps_per_env: int = param(256, "rollout length per environment per iteration (batch = num_envs x this)", low=1)
+    seed: int = param(0, "seed of environments, initialization and sampling", low=0)
+    device: Literal["auto", "cpu", "cuda"] = param("auto", "torch device for the networks (auto: where the envs are)")
+    torch_threads: int = param(1, "torch CPU threads (0: torch's default)", low=0)
+    eval_every: int = param(10, "deterministic evaluation every N iterations (0: only at the end)", low=0)
+    eval_episodes: int = param(5, "episodes per evaluation", low=1)
+    checkpoint_every: int = param(10, "write checkpoints/latest.pt every N iterations", low=1)
+    keep_every: int = param(100, "keep a periodic checkpoint every N iterations (0: never)", low=0)
+    max_bad_updates: int = param(5, "stop after this many consecutive rejected (non-finite) updates", low=1)
+    runs_dir: str = param("runs", "root folder of run directories")
+    progress: Literal["auto", "bar", "log", "none"] = param(
+        "auto", "progress display: bar on a terminal, one log line per iteration, or none"
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    task: TaskConfig = field(default_factory=TaskConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    value: ValueConfig = field(default_factory=ValueConfig)
+    algo: AlgoConfig = field(default_factory=TRPOConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+# ---------------------------------------------------------------------------
+# tasks
+
+
+def available_tasks(configs_dir: Path = CONFIGS_DIR) -> list[str]:
+    """Names of the shipped task configs (``configs/<name>.yaml``)."""
+    return sorted(p.stem for p in configs_dir.glob("*.yaml"))
+
+
+def _is_environment_id(task: str) -> bool:
+    if task.startswith("dmc:"):
+        return True
+    import gymnasium
+
+    return task in gymnasium.registry
+
+
+def unknown_task_error(task: str, configs_dir: Path = CONFIGS_DIR) -> TaskError:
+    tasks = available_tasks(configs_dir)
+    close = difflib.get_close_matches(task.lower(), tasks, n=1, cutoff=0.3)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return TaskError(
+        f"unknown task '{task}'.{hint} Tasks: {', '.join(tasks)}; "
+        "or any Gymnasium id (Hopper-v5) or dm_control task (dmc:walker-walk)."
+    )
+
+
+def load_config(task: str, overrides: typing.Sequence[str] = (), configs_dir: Path = CONFIGS_DIR) -> Config:
+    """Load ``configs/<task>.yaml`` (or defaults for a raw environment id) and apply overrides.
+
+    ``task`` is a config name (``hopper``), a Gymnasium id (``Hopper-v5``) or
+    ``dmc:domain-task``. ``overrides`` are ``dotted.key=value`` strings.
+    """
+    path = configs_dir / f"{task}.yaml"
+    if path.is_file():
+        data = read_yaml(path)
+        source = str(path)
+    elif _is_environment_id(task):
+        data = {"task": {"id": task}}
+        source = f"task {task}"
+    else:
+        raise unknown_task_error(task, configs_dir)
+    task_section = data.setdefault("task", {})
+    if isinstance(task_section, dict):
+        task_section.setdefault("name", task.replace(":", "-").replace("/", "-"))
+    cfg = config_from_dict(data, source)  # errors here are the file's
+    if not overrides:
+        return cfg
+    return config_from_dict(apply_overrides(data, overrides), f"command line (over {source})")
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping; malformed YAML is a ConfigError naming the file and line."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: malformed YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (task, policy, value, algo, train)")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> dict[str, Any]:
+    """Return a copy of ``data`` with each ``a.b.c=value`` override set (value parsed as YAML)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(
+                f"command line: override '{item}' must look like section.key=value (e.g. algo.max_kl=0.02)"
+            )
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.split(".")
+        for depth, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(
+                    f"command line: '{'.'.join(parts[: depth + 1])}' is a value, not a section, in override '{item}'"
+                )
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+# ---------------------------------------------------------------------------
+# typing a dict into the dataclasses
+
+
+def config_from_dict(data: dict[str, Any], source: str) -> Config:
+    """Build a :class:`Config` from a plain dict; ``source`` names where it came from in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the configuration must be a mapping")
+    algo = data.get("algo", {})
+    if not isinstance(algo, dict):
+        raise ConfigError(f"{source}: algo: must be a mapping of algorithm settings")
+    name = algo.get("name", "trpo")
+    if name not in ALGORITHM_CONFIGS:
+        raise ConfigError(f"{source}: algo.name: unknown algorithm {name!r}; valid: {', '.join(ALGORITHM_CONFIGS)}")
+    return _build(Config, data, "", source, {"algo": ALGORITHM_CONFIGS[name]})
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain YAML-friendly dict (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+
+
+def field_help(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every leaf field, for documentation."""
+    rows: list[tuple[str, Any, str]] = []
+    hints = get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            rows += field_help(hints[f.name], f"{prefix}{f.name}.")
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((f"{prefix}{f.name}", default, f.metadata.get("help", "")))
+    return rows
+
+
+def _build(cls: type, data: Any, prefix: str, source: str, section_types: dict[str, type] | None = None) -> Any:
+    section = prefix.rstrip(".") or "the configuration"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {section}: must be a mapping, got {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"{source}: unknown key '{prefix}{key}'{hint}; valid keys in {section}: {', '.join(fields)}"
+            )
+    kwargs = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        tp = (section_types or {}).get(name, hints[name])
+        key = f"{prefix}{name}"
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, data[name], f"{key}.", source)
+        else:
+            value = _coerce(data[name], tp, key, source)
+            _check_range(value, f.metadata, key, source)
+            kwargs[name] = value
+    if section_types and "algo" in section_types and "algo" not in kwargs:
+        kwargs["algo"] = section_types["algo"]()
+    return cls(**kwargs)
+
+
+def _type_name(tp: Any) -> str:
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if tp is bool:
+        return "true or false"
+    if tp is str:
+        return "a string"
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(c) for c in get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(get_args(tp)[0])}s"
+    if origin is dict:
+        return "a mapping"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _type_name(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert only where lossless."""
+
+    def fail(extra: str = "") -> ConfigError:
+        return ConfigError(f"{source}: {key}: must be {_type_name(tp)}, got {value!r}{extra}")
+
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError:
+                pass
+        raise fail()
+    if origin is Literal:
+        choices = get_args(tp)
+        if value in choices:
+            return value
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        raise fail(f" (did you mean {close[0]!r}?)" if close else "")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise fail()
+    if tp is int:
+        if isinstance(value, bool):
+            raise fail()
+        if isinstance(value, int):
+            return value
+        number = _as_number(value)
+        if number is not None and math.isfinite(number) and float(number).is_integer():
+            return int(number)
+        raise fail()
+    if tp is float:
+        if isinstance(value, bool):
+            raise fail()
+        number = value if isinstance(value, int | float) else _as_number(value)
+        if number is None:
+            raise fail()
+        if not math.isfinite(number):
+            raise fail(" (must be finite)")
+        return float(number)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise fail()
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or not value:
+            raise fail()
+        (item_tp, *_rest) = get_args(tp)
+        items = tuple(_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value))
+        if item_tp is int and any(v < 1 for v in items):
+            raise ConfigError(f"{source}: {key}: every entry must be >= 1, got {list(items)}")
+        return items
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise fail()
+        return copy.deepcopy(value)
+    raise TypeError(f"unsupported config annotation {tp!r} for {key}")
+
+
+def _as_number(value: Any) -> float | None:
+    """Parse numbers YAML leaves as strings (``2e6``, ``1e-3``)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.replace("_", ""))
+        except ValueError:
+            return None
+    return None
+
+
+def _check_range(value: Any, meta: typing.Mapping[str, Any], key: str, source: str) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return
+    low, high = meta.get("low"), meta.get("high")
+    low_open, high_open = meta.get("low_open", False), meta.get("high_open", False)
+    bad_low = low is not None and (value <= low if low_open else value < low)
+    bad_high = high is not None and (value >= high if high_open else value > high)
+    if bad_low or bad_high:
+        lo = "" if low is None else f"{'(' if low_open else '['}{low}"
+        hi = "" if high is None else f"{high}{')' if high_open else ']'}"
+        if low is not None and high is not None:
+            valid = f"in {lo}, {hi}"
+        elif low is not None:
+            valid = f"{'>' if low_open else '>='} {low}"
+        else:
+            valid = f"{'<' if high_open else '<='} {high}"
+        raise ConfigError(f"{source}: {key}: must be {valid}, got {value}")

@@ -1,0 +1,163 @@
+"""Collecting on-policy experience from a VecEnv, and the per-environment
+bookkeeping that goes with it (episode statistics, reward scaling)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from envs import VecEnv
+from policies import GaussianPolicy, combine_moments
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """T steps of N environments. Rewards are raw (unscaled)."""
+
+    obs: Tensor  # [T, N, obs_dim] observation each action was taken in
+    actions: Tensor  # [T, N, act_dim] sampled actions, normalized units, before clipping
+    rewards: Tensor  # [T, N]
+    terminated: Tensor  # [T, N] bool
+    truncated: Tensor  # [T, N] bool
+    last_obs: Tensor  # [N, obs_dim] observation after the last step
+    final_index: Tensor  # [K, 2] (t, n) of steps where an episode was truncated
+    final_obs: Tensor  # [K, obs_dim] last observation of each of those episodes
+
+    def is_finite(self) -> bool:
+        return bool(
+            torch.isfinite(self.obs).all()
+            and torch.isfinite(self.rewards).all()
+            and torch.isfinite(self.last_obs).all()
+            and torch.isfinite(self.final_obs).all()
+        )
+
+
+class EpisodeTracker:
+    """Undiscounted return and length of every environment's current episode."""
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu") -> None:
+        self.returns = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self.lengths = torch.zeros(num_envs, dtype=torch.long, device=device)
+
+    def step(self, rewards: Tensor, done: Tensor) -> list[tuple[float, int]]:
+        """rewards [N], done [N] -> (return, length) of each episode that ended."""
+        self.returns += rewards.to(self.returns)
+        self.lengths += 1
+        ended: list[tuple[float, int]] = []
+        if done.any():
+            idx = done.nonzero().squeeze(-1)
+            ended = list(zip(self.returns[idx].tolist(), self.lengths[idx].tolist(), strict=True))
+            self.returns[idx] = 0.0
+            self.lengths[idx] = 0
+        return ended
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"returns": self.returns.clone(), "lengths": self.lengths.clone()}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.returns.copy_(state["returns"])
+        self.lengths.copy_(state["lengths"])
+
+
+class RewardScaler:
+    """Scale rewards by the running std of the discounted return (not its mean).
+
+    R_t = gamma R_{t-1} (1 - done_{t-1}) + r_t per environment; r'_t = r_t / sqrt(Var[R] + eps).
+    Keeps the value targets near unit scale whatever the task's reward scale.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8, device: torch.device | str = "cpu") -> None:
+        self.gamma, self.eps = gamma, eps
+        self.discounted = torch.zeros(num_envs, dtype=torch.float64, device=device)
+        self.mean = torch.zeros((), dtype=torch.float64, device=device)
+        self.var = torch.ones((), dtype=torch.float64, device=device)
+        self.count = torch.zeros((), dtype=torch.float64, device=device)
+
+    def __call__(self, rewards: Tensor, done: Tensor) -> Tensor:
+        """rewards, done [T, N] -> scaled rewards [T, N]; statistics include this batch."""
+        history = torch.empty(rewards.shape, dtype=torch.float64, device=rewards.device)
+        running = self.discounted
+        for t in range(rewards.shape[0]):
+            running = self.gamma * running + rewards[t].to(torch.float64)
+            history[t] = running
+            running = running * (~done[t]).to(torch.float64)
+        self.discounted = running
+        finite = history[torch.isfinite(history)]
+        if finite.numel() > 0:
+            self.mean, self.var, self.count = combine_moments(
+                self.mean, self.var, self.count, finite.mean(), finite.var(unbiased=False), finite.numel()
+            )
+        return (rewards / torch.sqrt(self.var + self.eps)).to(rewards.dtype)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"discounted": self.discounted.clone(), "mean": self.mean, "var": self.var, "count": self.count}
+
+    def load_state_dict(self, state: dict[str, Tensor]) -> None:
+        self.discounted = state["discounted"].to(self.discounted)
+        self.mean, self.var, self.count = (state[k].to(self.mean) for k in ("mean", "var", "count"))
+
+
+def collect(
+    env: VecEnv,
+    policy: GaussianPolicy,
+    obs: Tensor,
+    steps: int,
+    generator: torch.Generator,
+    tracker: EpisodeTracker,
+) -> tuple[Rollout, Tensor, list[tuple[float, int]]]:
+    """Run the stochastic policy for ``steps`` steps of every environment.
+
+    obs [N, obs_dim] is the current observation of each environment. Returns the
+    rollout, the observation to continue from, and (return, length) of every
+    episode that ended.
+    """
+    device = obs.device
+    n, obs_dim = obs.shape
+    obs_buf = torch.empty((steps, n, obs_dim), device=device)
+    act_buf = torch.empty((steps, n, policy.act_dim), device=device)
+    rew_buf = torch.empty((steps, n), device=device)
+    term_buf = torch.empty((steps, n), dtype=torch.bool, device=device)
+    trunc_buf = torch.empty((steps, n), dtype=torch.bool, device=device)
+    final_index: list[Tensor] = []
+    final_obs: list[Tensor] = []
+    episodes: list[tuple[float, int]] = []
+    with torch.no_grad():
+        for t in range(steps):
+            action = policy.sample(obs, generator)
+            next_obs, reward, terminated, truncated, info = env.step(policy.to_env_action(action).to(env.device))
+            next_obs, reward = next_obs.to(device), reward.to(device)
+            terminated, truncated = terminated.to(device), truncated.to(device)
+            obs_buf[t], act_buf[t], rew_buf[t] = obs, action, reward
+            term_buf[t], trunc_buf[t] = terminated, truncated
+            if truncated.any():
+                idx = truncated.nonzero().squeeze(-1)
+                final_index.append(torch.stack([torch.full_like(idx, t), idx], dim=1))
+                final_obs.append(info["final_obs"].to(device)[idx])
+            episodes += tracker.step(reward, terminated | truncated)
+            obs = next_obs
+    rollout = Rollout(
+        obs=obs_buf,
+        actions=act_buf,
+        rewards=rew_buf,
+        terminated=term_buf,
+        truncated=trunc_buf,
+        last_obs=obs,
+        final_index=torch.cat(final_index) if final_index else torch.empty((0, 2), dtype=torch.long, device=device),
+        final_obs=torch.cat(final_obs) if final_obs else torch.empty((0, obs_dim), device=device),
+    )
+    return rollout, obs, episodes
+
+
+def bootstrap_values(values: Tensor, last_values: Tensor, final_index: Tensor, final_values: Tensor) -> Tensor:
+    """next_values [T, N] for :func:`gae`: V(s_{t+1}) of each step's true successor.
+
+    values [T, N] = V(obs[t]); last_values [N] = V(last_obs); final_values [K] =
+    V(final_obs) at the truncated steps final_index [K, 2]. (Rows where an
+    episode terminated get the next episode's value, which GAE masks out.)
+    """
+    next_values = torch.cat([values[1:], last_values.unsqueeze(0)], dim=0)
+    if final_index.numel():
+        next_values[final_index[:, 0], final_index[:, 1]] = final_values
+    return next_values

@@ -1,0 +1,361 @@
+"""The training loop: collect -> advantages -> update -> log -> checkpoint.
+
+One iteration, top to bottom, is :meth:`Trainer.iterate`. Everything the loop
+carries from one iteration to the next lives in the trainer and goes into the
+checkpoint, so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import envs
+from app.algorithms import Batch, make_algorithm
+from app.algorithms.gae import gae
+from app.checkpoint import save_checkpoint
+from app.config import Config, config_to_dict, save_config
+from app.errors import CheckpointError, ConfigError, TrainingDiverged
+from app.evaluate import EVAL_SEED_OFFSET, build_policy, evaluate_policy, evaluation_envs
+from app.logger import RunLogger
+from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
+from envs import VecEnv
+from policies import ValueFunction
+
+RECENT_EPISODES = 20  # window of the logged mean episode return and length
+
+
+def new_run_dir(cfg: Config) -> Path:
+    """runs/<task>/<date>-<algo>-s<seed>/ (with a numeric suffix if it exists)."""
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    base = Path(cfg.train.runs_dir) / cfg.task.name / f"{stamp}-{cfg.algo.name}-s{cfg.train.seed}"
+    path, k = base, 1
+    while path.exists():
+        k += 1
+        path = base.with_name(f"{base.name}-{k}")
+    return path
+
+
+def resolve_device(name: str, env: VecEnv) -> torch.device:
+    if name == "auto":
+        return env.device
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda was requested but torch sees no CUDA device; valid here: auto, cpu")
+    return torch.device(name)
+
+
+def code_revision() -> str:
+    """The git commit of the code (with -dirty for local changes), or 'unknown'."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class GracefulStop:
+    """First SIGINT/SIGTERM: finish the iteration, checkpoint and return. Second: abort at once."""
+
+    def __init__(self, on_first: Any) -> None:
+        self.requested = False
+        self.on_first = on_first
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.on_first(signal.Signals(signum).name)
+
+    def __enter__(self) -> GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+class Trainer:
+    """Owns the networks, the environments and the loop state of one run."""
+
+    def __init__(self, cfg: Config, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        if cfg.train.torch_threads:
+            torch.set_num_threads(cfg.train.torch_threads)
+        torch.manual_seed(cfg.train.seed)
+        self.env = envs.make(cfg.task)
+        self.device = resolve_device(cfg.train.device, self.env)
+        self.policy = build_policy(cfg, self.env).to(self.device)
+        obs_dim = self.env.observation_space.shape[0]
+        self.value = ValueFunction(obs_dim, cfg.value.hidden_sizes, cfg.value.activation, cfg.policy.ortho_init).to(
+            self.device
+        )
+        self.algo = make_algorithm(cfg, self.policy, self.value)
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        n = self.env.num_envs
+        self.tracker = EpisodeTracker(n, self.device)
+        self.reward_scaler = RewardScaler(n, cfg.algo.gamma, device=self.device) if cfg.algo.normalize_rewards else None
+        self.iteration, self.env_steps, self.wall_time = 0, 0, 0.0
+        self.best_eval, self.bad_updates = -math.inf, 0
+        self.recent: deque[tuple[float, int]] = deque(maxlen=RECENT_EPISODES)
+        self.revision = code_revision()
+        self._eval_env: VecEnv | None = None
+        self.obs = self.env.reset(seed=cfg.train.seed).to(self.device)
+        self.resume_note = ""
+        if checkpoint is not None:
+            self.load_state_dict(checkpoint)
+
+    # -- one iteration -------------------------------------------------------
+
+    def iterate(self) -> dict[str, float]:
+        """Collect a rollout, compute advantages, update policy and value. Returns the log row."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        rollout, self.obs, episodes = collect(
+            self.env, self.policy, self.obs, cfg.train.steps_per_env, self.generator, self.tracker
+        )
+        steps = rollout.rewards.numel()
+        self.env_steps += steps
+        self.iteration += 1
+        self.recent.extend(episodes)
+        collected = time.perf_counter()
+        if rollout.is_finite():
+            metrics = self.update(rollout)
+        else:
+            metrics = {"update_rejected": 1.0, "reason": "non-finite observations or rewards from the environment"}
+        done = time.perf_counter()
+        row: dict[str, Any] = {
+            "iteration": self.iteration,
+            "env_steps": self.env_steps,
+            "steps_per_s": steps / max(done - start, 1e-9),
+            "collect_time": collected - start,
+            "update_time": done - collected,
+            "episode_return": sum(r for r, _ in self.recent) / len(self.recent) if self.recent else math.nan,
+            "episode_length": sum(n for _, n in self.recent) / len(self.recent) if self.recent else math.nan,
+            "episodes": len(episodes),
+        }
+        return row | metrics
+
+    def update(self, rollout: Rollout) -> dict[str, Any]:
+        """Normalizer update, GAE with truncation bootstrapping, then the algorithm's update."""
+        algo_cfg, policy, value = self.cfg.algo, self.policy, self.value
+        steps, n, obs_dim = rollout.obs.shape
+        policy.normalizer.update(rollout.obs.reshape(-1, obs_dim))  # frozen from here to the next rollout
+        done = rollout.terminated | rollout.truncated
+        rewards = self.reward_scaler(rollout.rewards, done) if self.reward_scaler else rollout.rewards
+        with torch.no_grad():
+            values = value(policy.normalizer(rollout.obs))  # [T, N]
+            last_values = value(policy.normalizer(rollout.last_obs))  # [N]
+            final_values = value(policy.normalizer(rollout.final_obs))  # [K]
+        next_values = bootstrap_values(values, last_values, rollout.final_index, final_values)
+        advantages, returns = gae(
+            rewards, values, next_values, rollout.terminated, rollout.truncated, algo_cfg.gamma, algo_cfg.gae_lambda
+        )
+        batch = Batch(
+            obs=rollout.obs.reshape(steps * n, obs_dim),
+            actions=rollout.actions.reshape(steps * n, -1),
+            advantages=advantages.reshape(-1),
+            returns=returns.reshape(-1),
+            values=values.reshape(-1),
+        )
+        metrics: dict[str, Any] = self.algo.update(batch, self.generator)
+        rejected = [k.removesuffix("_rejected") for k in ("policy_rejected", "value_rejected") if metrics.get(k)]
+        metrics["update_rejected"] = float(bool(rejected))
+        if rejected:
+            metrics["reason"] = f"non-finite {' and '.join(rejected)} update"
+        return metrics
+
+    # -- evaluation ----------------------------------------------------------
+
+    def evaluate(self) -> dict[str, float]:
+        episodes = self.cfg.train.eval_episodes
+        if self._eval_env is None:
+            self._eval_env = envs.make(self.cfg.task, num_envs=evaluation_envs(episodes))
+        self.policy.eval()
+        result = evaluate_policy(self.policy, self._eval_env, episodes, self.cfg.train.seed + EVAL_SEED_OFFSET)
+        self.policy.train()
+        return {
+            "eval_return": result.mean,
+            "eval_return_std": result.std,
+            "eval_length": sum(result.lengths) / len(result.lengths),
+        }
+
+    # -- the loop ------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        """Train until ``train.total_steps``; returns the run summary."""
+        tcfg = self.cfg.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(self.cfg, self.run_dir / "config.yaml")
+        logger = RunLogger(self.run_dir, tcfg.total_steps, self.env_steps, self.iteration, tcfg.progress)
+        if self.resume_note:
+            logger.message(self.resume_note)
+        stop = GracefulStop(
+            lambda name: logger.message(
+                f"{name}: finishing this iteration, then saving a checkpoint (again to abort now)"
+            )
+        )
+        last_row: dict[str, Any] = {}
+        try:
+            with stop:
+                while self.env_steps < tcfg.total_steps and not stop.requested:
+                    start = time.perf_counter()
+                    row = self.iterate()
+                    final = self.env_steps >= tcfg.total_steps
+                    evaluate = (tcfg.eval_every and self.iteration % tcfg.eval_every == 0) or final
+                    if evaluate and not row["update_rejected"]:
+                        row |= self.evaluate()
+                    self.wall_time += time.perf_counter() - start
+                    row["wall_time"] = self.wall_time
+                    logger.log(row)
+                    last_row = row
+                    if row["update_rejected"]:
+                        self._reject(row, logger)
+                        continue
+                    self.bad_updates = 0
+                    self._save_checkpoints(row, final)
+            if stop.requested:
+                save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "latest.pt")
+                logger.message(f"stopped at {self.env_steps:,} steps; resume with: make train resume={self.run_dir}")
+        finally:
+            logger.close()
+            self.close()
+        summary = self._summary(last_row, finished=not stop.requested)
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return summary
+
+    def _reject(self, row: dict[str, Any], logger: RunLogger) -> None:
+        self.bad_updates += 1
+        reason = row.get("reason", "non-finite update")
+        logger.message(f"iteration {self.iteration}: update rejected ({reason}); parameters kept")
+        if self.bad_updates >= self.cfg.train.max_bad_updates:
+            latest = self.run_dir / "checkpoints" / "latest.pt"
+            kept = f"last good checkpoint: {latest}" if latest.exists() else "no checkpoint had been written yet"
+            raise TrainingDiverged(
+                f"{self.bad_updates} consecutive updates rejected ({reason}) at iteration {self.iteration}; "
+                f"stopped, {kept}"
+            )
+
+    def _save_checkpoints(self, row: dict[str, Any], final: bool) -> None:
+        tcfg, folder = self.cfg.train, self.run_dir / "checkpoints"
+        eval_return = row.get("eval_return", math.nan)
+        improved = math.isfinite(eval_return) and eval_return > self.best_eval
+        if improved:
+            self.best_eval = eval_return
+        state = None
+        if improved:
+            state = self.state_dict()
+            save_checkpoint(state, folder / "best.pt")
+        if final or self.iteration % tcfg.checkpoint_every == 0:
+            save_checkpoint(state or self.state_dict(), folder / "latest.pt")
+        if tcfg.keep_every and self.iteration % tcfg.keep_every == 0:
+            save_checkpoint(state or self.state_dict(), folder / f"iter_{self.iteration:06d}.pt")
+
+    def _summary(self, row: dict[str, Any], finished: bool) -> dict[str, Any]:
+        return {
+            "task": self.cfg.task.name,
+            "env_id": self.cfg.task.id,
+            "algo": self.cfg.algo.name,
+            "seed": self.cfg.train.seed,
+            "finished": finished,
+            "iterations": self.iteration,
+            "env_steps": self.env_steps,
+            "wall_time": self.wall_time,
+            "steps_per_s": self.env_steps / self.wall_time if self.wall_time else math.nan,
+            "final_eval_return": row.get("eval_return", math.nan) if finished else math.nan,
+            "final_eval_return_std": row.get("eval_return_std", math.nan) if finished else math.nan,
+            "best_eval_return": self.best_eval if math.isfinite(self.best_eval) else None,
+            "run_dir": str(self.run_dir),
+        }
+
+    def close(self) -> None:
+        self.env.close()
+        if self._eval_env is not None:
+            self._eval_env.close()
+            self._eval_env = None
+
+    # -- checkpoint state ----------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        try:
+            env_state: dict[str, Any] | None = self.env.get_state()
+        except NotImplementedError:
+            env_state = None
+        return {
+            "config": config_to_dict(self.cfg),
+            "task": {
+                "name": self.cfg.task.name,
+                "id": self.cfg.task.id,
+                "obs_dim": self.env.observation_space.shape[0],
+                "act_dim": self.env.action_space.shape[0],
+                "dt": self.env.dt,
+            },
+            "code_revision": self.revision,
+            "policy": self.policy.state_dict(),
+            "value": self.value.state_dict(),
+            "algo": self.algo.state_dict(),
+            "runner": {
+                "iteration": self.iteration,
+                "env_steps": self.env_steps,
+                "wall_time": self.wall_time,
+                "best_eval": self.best_eval,
+                "bad_updates": self.bad_updates,
+                "recent": [list(e) for e in self.recent],
+                "generator": self.generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "tracker": self.tracker.state_dict(),
+                "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
+                "obs": self.obs,
+            },
+            "env": env_state,
+        }
+
+    def load_state_dict(self, ckpt: dict[str, Any]) -> None:
+        try:
+            self.policy.load_state_dict(ckpt["policy"])
+            self.value.load_state_dict(ckpt["value"])
+            self.algo.load_state_dict(ckpt["algo"])
+            runner = ckpt["runner"]
+            self.iteration, self.env_steps = int(runner["iteration"]), int(runner["env_steps"])
+            self.wall_time, self.best_eval = float(runner["wall_time"]), float(runner["best_eval"])
+            self.bad_updates = int(runner["bad_updates"])
+            self.recent.extend((float(r), int(n)) for r, n in runner["recent"])
+            self.generator.set_state(runner["generator"])
+            torch.set_rng_state(runner["torch_rng"])
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"checkpoint does not match this configuration: {first[:200]}") from None
+        same_batch = ckpt.get("env") is not None and runner["obs"].shape[0] == self.env.num_envs
+        if same_batch and (self.reward_scaler is None) == (runner["reward_scaler"] is None):
+            try:
+                self.env.set_state(ckpt["env"])
+            except (NotImplementedError, ValueError, KeyError) as exc:
+                self.resume_note = f"resume: environments restarted (their state could not be restored: {exc})"
+            else:
+                self.obs = runner["obs"].to(self.device)
+                self.tracker.load_state_dict(runner["tracker"])
+                if self.reward_scaler is not None:
+                    self.reward_scaler.load_state_dict(runner["reward_scaler"])
+                return
+        self.resume_note = "resume: environments restarted (the saved batch does not match this configuration)"

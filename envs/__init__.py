@@ -1,0 +1,55 @@
+"""The simulation side: the VecEnv interface and the backends that implement it."""
+
+from __future__ import annotations
+
+import difflib
+import os
+
+# Headless rendering by default (dm_control and mujoco.Renderer read this at import).
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from app.config import TaskConfig
+from app.errors import TaskError
+from envs.vecenv import VecEnv
+
+
+def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
+    """Build the VecEnv a task config describes (``num_envs`` overrides the config's)."""
+    from envs.gym_adapter import GymVecEnv
+
+    check_env_id(task.id)
+    try:
+        return GymVecEnv(
+            task.id,
+            num_envs or task.num_envs,
+            vectorization=task.vectorization,
+            env_kwargs=task.env_kwargs,
+            max_episode_steps=task.max_episode_steps,
+        )
+    except TaskError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise TaskError(f"task {task.name or task.id}: cannot build environment {task.id}: {exc}") from None
+
+
+def check_env_id(env_id: str) -> None:
+    """Raise TaskError unless ``env_id`` is a registered Gymnasium id or a dm_control task."""
+    import gymnasium
+
+    if not env_id:
+        raise TaskError("task.id is empty; set it to a Gymnasium id (Hopper-v5) or dmc:domain-task")
+    if env_id.startswith("dmc:"):
+        from envs.dmc import parse_dmc_id
+
+        try:
+            parse_dmc_id(env_id)
+        except ValueError as exc:
+            raise TaskError(str(exc)) from None
+        return
+    if env_id not in gymnasium.registry:
+        close = difflib.get_close_matches(env_id, list(gymnasium.registry), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise TaskError(f"unknown Gymnasium id '{env_id}'{hint}")
+
+
+__all__ = ["VecEnv", "check_env_id", "make"]

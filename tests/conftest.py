@@ -1,0 +1,51 @@
+"""Shared fixtures: fast training settings and a test environment that goes non-finite."""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+class NaNAfter(gym.Wrapper):
+    """InvertedPendulum whose observations become NaN after ``after`` steps of this env."""
+
+    def __init__(self, env: gym.Env, after: int) -> None:
+        super().__init__(env)
+        self.after, self.count = after, 0
+
+    def step(self, action):
+        self.count += 1
+        if self.count > self.after:  # the simulator is left alone; only what the agent sees breaks
+            return np.full(self.observation_space.shape, np.nan), 0.0, False, False, {}
+        return self.env.step(action)
+
+
+def make_nan_env(after: int = 300, **kwargs) -> gym.Env:
+    return NaNAfter(gym.make("InvertedPendulum-v5", **kwargs), after)
+
+
+if "PolicylabTest/NaNAfter-v0" not in gym.registry:
+    gym.register("PolicylabTest/NaNAfter-v0", entry_point=make_nan_env)
+
+
+@pytest.fixture
+def fast(tmp_path):
+    """Overrides for a quick, quiet run under tmp_path."""
+    return [
+        f"train.runs_dir={tmp_path / 'runs'}",
+        "train.progress=none",
+        "task.num_envs=2",
+        "train.steps_per_env=32",
+        "train.total_steps=192",
+        "train.eval_episodes=2",
+        "train.eval_every=2",
+        "train.checkpoint_every=1",
+        "policy.hidden_sizes=[16]",
+        "value.hidden_sizes=[16]",
+        "value.epochs=2",
+    ]

@@ -1,0 +1,131 @@
+"""End-to-end training: learning, exact resume, faults and the CLI around them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.checkpoint import load_checkpoint
+from app.cli import main
+from app.config import load_config
+from app.errors import TrainingDiverged
+from app.runner import Trainer, new_run_dir
+
+
+def read_progress(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "progress.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def only_run(root: Path) -> Path:
+    (run,) = [p for p in root.glob("*/*") if p.is_dir()]
+    return run
+
+
+def test_trpo_learns_inverted_pendulum(tmp_path):
+    cfg = load_config(
+        "inverted_pendulum",
+        [
+            f"train.runs_dir={tmp_path}",
+            "train.progress=none",
+            "train.total_steps=45000",
+            "train.eval_every=0",
+            "train.eval_episodes=10",
+            "train.seed=0",
+        ],
+    )
+    summary = Trainer(cfg, new_run_dir(cfg)).run()
+    assert summary["finished"] and summary["env_steps"] >= 45000
+    assert summary["final_eval_return"] >= 950.0
+
+    run_dir = Path(summary["run_dir"])
+    rows = read_progress(run_dir)
+    assert [int(r["iteration"]) for r in rows] == list(range(1, len(rows) + 1))
+    for column in (
+        "kl",
+        "surrogate_improvement",
+        "line_search_accepted",
+        "line_search_fraction",
+        "entropy",
+        "value_loss",
+        "explained_variance",
+        "steps_per_s",
+        "episode_return",
+        "episode_length",
+    ):
+        assert rows[-1][column] not in ("", "nan"), column
+    assert max(float(r["kl"]) for r in rows) <= cfg.algo.max_kl + 1e-9
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
+    assert {"latest.pt", "best.pt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
+    assert load_config("inverted_pendulum").task == load_config("inverted_pendulum").task
+    saved = (run_dir / "config.yaml").read_text()
+    assert "max_kl: 0.02" in saved and "total_steps: 45000" in saved
+
+    # make eval: deterministic, JSON in the run directory
+    assert main(["evaluate", str(run_dir), "--episodes", "3"]) == 0
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["episodes"] == 3 and len(result["returns"]) == 3 and result["mean_return"] >= 950.0
+
+
+def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast):
+    # Hopper terminates often with a random policy, so resets, truncation and env state all matter.
+    overrides = [o for o in fast if not o.startswith("train.runs_dir")] + ["task.id=Hopper-v5", "train.eval_every=3"]
+    whole = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'a'}", "train.total_steps=384"])
+    Trainer(whole, new_run_dir(whole)).run()
+
+    half = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'b'}", "train.total_steps=192"])
+    Trainer(half, new_run_dir(half)).run()
+    run_b = only_run(tmp_path / "b")
+    assert main(["train", "--resume", str(run_b), "train.total_steps=384"]) == 0
+
+    run_a = only_run(tmp_path / "a")
+    a = load_checkpoint(run_a / "checkpoints" / "latest.pt")
+    b = load_checkpoint(run_b / "checkpoints" / "latest.pt")
+    assert a["runner"]["env_steps"] == b["runner"]["env_steps"] == 384
+    for part in ("policy", "value"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
+    timing = {"wall_time", "steps_per_s", "collect_time", "update_time"}
+    rows_a, rows_b = read_progress(run_a), read_progress(run_b)
+    assert len(rows_a) == len(rows_b) == 6
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
+
+
+def test_non_finite_updates_are_rejected_then_the_run_stops_keeping_the_last_good_checkpoint(tmp_path, fast):
+    # Every environment's observations turn NaN after 100 of its steps (iteration 4 of 32 steps).
+    cfg = load_config(
+        "PolicylabTest/NaNAfter-v0",
+        [
+            *fast,
+            "task.env_kwargs={after: 100}",
+            "train.total_steps=100000",
+            "train.max_bad_updates=3",
+            "train.eval_every=0",
+        ],
+    )
+    trainer = Trainer(cfg, new_run_dir(cfg))
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"3 consecutive updates rejected \(non-finite observations.*last good checkpoint: .*latest.pt",
+    ):
+        trainer.run()
+    run_dir = trainer.run_dir
+    ckpt = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
+    assert ckpt["runner"]["iteration"] == 3
+    assert all(torch.isfinite(t).all() for t in ckpt["policy"].values())
+    rows = read_progress(run_dir)
+    assert [r["update_rejected"] for r in rows] == ["0", "0", "0", "1", "1", "1"]
+    assert all(torch.isfinite(p).all() for p in trainer.policy.parameters())
+
+
+def test_tasks_command_lists_sizes(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "humanoid  Humanoid-v5  348" in " ".join(out.split("\n")) or "Humanoid-v5" in out
+    line = next(row for row in out.splitlines() if row.startswith("hopper"))
+    assert line.split()[1:4] == ["Hopper-v5", "11", "3"]
