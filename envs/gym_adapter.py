@@ -112,19 +112,16 @@ class GymVecEnv(VecEnv):
             raise ValueError(f"{env_id}: actions must be a flat Box (continuous control), got {act_space}")
         self.observation_space, self.action_space = obs_space, act_space
         self.device = torch.device("cpu")
-        self.dt = float(self._attr("dt", default=None) or 1.0 / float(self.envs.metadata.get("render_fps") or 1.0))
-        self.max_episode_steps = self._attr("max_episode_steps", default=None) or self._spec_max_steps()
-        self.observation_names: list[str] | None = self._attr("observation_names", default=None)
-
-    def _attr(self, name: str, default: Any) -> Any:
-        try:
-            return self.envs.get_attr(name)[0]
-        except AttributeError:
-            return default
-
-    def _spec_max_steps(self) -> int | None:
-        spec = self.envs.get_attr("spec")[0]
-        return getattr(spec, "max_episode_steps", None)
+        # Read static properties from an in-process copy: with async vectorization an
+        # attribute a worker's env lacks would shut that worker down.
+        probe = fns[0]()
+        base = probe.unwrapped
+        fps = probe.metadata.get("render_fps")
+        self.dt = float(getattr(base, "dt", None) or (1.0 / fps if fps else 1.0))
+        limit = getattr(probe.spec, "max_episode_steps", None) if probe.spec is not None else None
+        self.max_episode_steps: int | None = max_episode_steps or limit or getattr(base, "max_episode_steps", None)
+        self.observation_names: list[str] | None = getattr(base, "observation_names", None)
+        probe.close()
 
     def _obs(self, obs: np.ndarray) -> Tensor:
         return torch.as_tensor(np.asarray(obs, dtype=np.float32))

@@ -58,7 +58,7 @@ class TRPO:
     def __init__(self, policy: GaussianPolicy, value: ValueFunction, cfg: TRPOConfig, value_cfg: ValueConfig) -> None:
         self.policy, self.value, self.cfg, self.value_cfg = policy, value, cfg, value_cfg
         self.params = [p for p in policy.parameters() if p.requires_grad]
-        self.value_optimizer = torch.optim.Adam(value.parameters(), lr=value_cfg.lr)
+        self.value_optimizer = torch.optim.Adam(value.parameters(), lr=value_cfg.lr, fused=True)
 
     def update(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, float]:
         metrics = self.policy_step(batch, generator)

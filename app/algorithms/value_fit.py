@@ -21,36 +21,36 @@ def fit_value(
     """Minimize mean (V_phi(s) - target)^2 with Adam over shuffled minibatches.
 
     norm_obs [B, obs_dim] (already normalized), targets [B]. If a loss or
-    gradient is ever non-finite the value net and optimizer are restored to
-    their state before the call and ``value_rejected`` is 1.
+    the weights are ever non-finite the value net and optimizer are restored
+    to their state before the call and ``value_rejected`` is 1.
     Returns ``value_loss`` (mean minibatch loss of the last epoch) and ``value_rejected``.
     """
     saved_params = copy.deepcopy(value.state_dict())
     saved_optim = copy.deepcopy(optimizer.state_dict())
     batch = targets.shape[0]
     size = min(minibatch_size, batch)
-    last_epoch_losses: list[Tensor] = []
+    per_epoch = batch // size
+    losses: list[Tensor] = []
     for _ in range(epochs):
-        order = torch.randperm(batch, generator=generator, device=generator.device if generator else "cpu").to(
-            targets.device
-        )
-        last_epoch_losses = []
-        for start in range(0, batch - size + 1, size):
+        order = torch.randperm(batch, generator=generator, device=generator.device if generator else "cpu")
+        order = order.to(targets.device)
+        for start in range(0, per_epoch * size, size):
             idx = order[start : start + size]
             loss = (value(norm_obs[idx]) - targets[idx]).square().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grads = [p.grad for p in value.parameters() if p.grad is not None]
-            grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                value.load_state_dict(saved_params)
-                optimizer.load_state_dict(saved_optim)
-                return {"value_loss": float("nan"), "value_rejected": 1.0}
             if max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(value.parameters(), max_grad_norm)
             optimizer.step()
-            last_epoch_losses.append(loss.detach())
-    return {"value_loss": torch.stack(last_epoch_losses).mean().item(), "value_rejected": 0.0}
+            losses.append(loss.detach())
+    # One check at the end (no per-step synchronization): a non-finite loss anywhere, or
+    # non-finite weights after it, undoes the whole fit.
+    all_losses = torch.stack(losses)
+    if not (torch.isfinite(all_losses).all() and all(torch.isfinite(p).all() for p in value.parameters())):
+        value.load_state_dict(saved_params)
+        optimizer.load_state_dict(saved_optim)
+        return {"value_loss": float("nan"), "value_rejected": 1.0}
+    return {"value_loss": all_losses[-per_epoch:].mean().item(), "value_rejected": 0.0}
 
 
 def explained_variance(predictions: Tensor, targets: Tensor) -> float:
