@@ -1,14 +1,15 @@
 # policylab: every target is a thin call of `python -m app`.
 #   make train task=hopper [key=value ...]    make train resume=runs/...
 #   make eval run=runs/... [episodes=10]      make tasks      make test
+#   make export run=runs/...                  make deploy-sim run=runs/... [episodes=10 latency=0 noise=0]
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
-OVERRIDES := $(filter-out task=% resume=% run=% episodes=% checkpoint=% PYTHON=%,$(MAKEOVERRIDES))
+OVERRIDES := $(filter-out task=% resume=% run=% episodes=% checkpoint=% latency=% noise=% PYTHON=%,$(MAKEOVERRIDES))
 export MUJOCO_GL ?= egl
 
-.PHONY: setup train eval tasks test lint bench-learn clean-venv
+.PHONY: setup train eval export deploy-sim tasks test lint bench-learn clean-venv
 
 setup: $(VENV)/.installed
 
@@ -31,6 +32,15 @@ endif
 eval: setup
 	@test -n "$(run)" || { echo "usage: make eval run=runs/<task>/<run> [episodes=10]"; exit 2; }
 	$(PY) -m app evaluate "$(run)" --episodes $(or $(episodes),10) --checkpoint $(or $(checkpoint),latest)
+
+export: setup
+	@test -n "$(run)" || { echo "usage: make export run=runs/<task>/<run> [checkpoint=latest]"; exit 2; }
+	$(PY) -m app export "$(run)" --checkpoint $(or $(checkpoint),latest)
+
+deploy-sim: setup
+	@test -n "$(run)" || { echo "usage: make deploy-sim run=runs/<task>/<run> [episodes=10 latency=0 noise=0]"; exit 2; }
+	$(PY) -m app deploy-sim "$(run)" --episodes $(or $(episodes),10) --latency $(or $(latency),0) \
+		--obs-noise $(or $(noise),0)
 
 tasks: setup
 	$(PY) -m app tasks

@@ -54,6 +54,34 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from app.export import export_run
+
+    result = export_run(args.run, which=args.checkpoint)
+    print(result.text)
+    print(f"wrote {result.folder}: policy.onnx, policy.pt, policy.json, policy.h, policy.c, policy_main.c")
+    return 0
+
+
+def _deploy_sim(args: argparse.Namespace) -> int:
+    import subprocess
+    from pathlib import Path
+
+    run = Path(args.run)
+    folder = run if (run / "policy.json").is_file() else run / "export"
+    if not run.exists():
+        raise PolicylabError(f"run directory not found: {run}")
+    if not (folder / "policy.onnx").is_file():
+        raise PolicylabError(f"no export in {run}; run 'make export run={run}' first")
+    # A separate interpreter, isolated (-I): the deployment side must not import torch or this package.
+    script = Path(__file__).resolve().parent / "deploy_sim.py"
+    cmd = [sys.executable, "-I", str(script), str(folder), "--episodes", str(args.episodes)]
+    cmd += ["--latency", str(args.latency), "--obs-noise", str(args.obs_noise)]
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
+    return subprocess.run(cmd, check=False).returncode
+
+
 def _tasks(args: argparse.Namespace) -> int:
     import envs
     from app.config import available_tasks, load_config
@@ -114,6 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default="latest", help="latest, best or a file in checkpoints/ (default latest)")
     p.add_argument("--seed", type=int, default=None, help="evaluation seed (default: the run's seed + 1000003)")
     p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("export", help="export a run's policy to ONNX, TorchScript and C, verified")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--checkpoint", default="latest", help="latest, best or a file in checkpoints/ (default latest)")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("deploy-sim", help="run the exported policy like a robot controller would (sim-to-sim)")
+    p.add_argument("run", help="run directory (with export/) or an export folder")
+    p.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    p.add_argument("--latency", type=int, default=0, help="command delay in control periods (default 0)")
+    p.add_argument("--obs-noise", type=float, default=0.0, help="std of Gaussian observation noise (default 0)")
+    p.add_argument("--seed", type=int, default=None, help="first episode's seed (default: the evaluation's)")
+    p.set_defaults(func=_deploy_sim)
 
     p = sub.add_parser("tasks", help="list the tasks with their observation and action sizes")
     p.set_defaults(func=_tasks)

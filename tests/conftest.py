@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -49,3 +50,13 @@ def fast(tmp_path):
         "value.hidden_sizes=[16]",
         "value.epochs=2",
     ]
+
+
+@pytest.fixture
+def trained_run(tmp_path, fast) -> Path:
+    """A finished short InvertedPendulum run (its normalizer has real statistics)."""
+    from app.config import load_config
+    from app.runner import Trainer, new_run_dir
+
+    cfg = load_config("inverted_pendulum", fast)
+    return Path(Trainer(cfg, new_run_dir(cfg)).run()["run_dir"])

@@ -15,18 +15,10 @@ import torch
 
 from app.checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from app.cli import main
-from app.config import load_config
 from app.errors import CheckpointError
 from app.evaluate import evaluate_run
-from app.runner import Trainer, new_run_dir
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def trained_run(tmp_path, fast) -> Path:
-    cfg = load_config("inverted_pendulum", fast)
-    return Path(Trainer(cfg, new_run_dir(cfg)).run()["run_dir"])
 
 
 def test_checkpoint_holds_everything_needed(trained_run):

@@ -1,0 +1,141 @@
+"""``make export``: write a run's policy for robot controllers, verify it, then publish it.
+
+Files (in the run's ``export/``): policy.onnx, policy.pt (TorchScript), policy.json,
+policy.h / policy.c / policy_main.c, verification.txt / verification.json.
+Everything is written to a temporary folder first; the existing ``export/`` is
+replaced only once the new files have passed verification.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import envs
+from app.checkpoint import checkpoint_config, load_checkpoint, resolve_checkpoint, run_dir_of
+from app.errors import PolicylabError
+from app.evaluate import EVAL_SEED_OFFSET, evaluate_policy, evaluation_envs, load_policy
+from app.export import c_source, verify
+from app.export.metadata import policy_metadata
+from app.export.onnx_model import OPSET, build_onnx
+from app.export.weights import DeployedPolicy, control_law
+from envs.gym_adapter import make_env_fn
+
+SAMPLES = 1000  # observations per verification set
+
+
+class ExportError(PolicylabError):
+    """The export could not be written or did not reproduce the policy."""
+
+
+@dataclass
+class ExportResult:
+    folder: Path
+    report: dict[str, dict[str, float]]
+    text: str
+
+
+def _evaluation(run_dir: Path, ckpt_path: Path, policy: Any, cfg: Any, episodes: int) -> dict[str, Any]:
+    """The checkpoint's deterministic evaluation: eval.json when it is of this checkpoint, else a fresh one."""
+    saved = run_dir / "eval.json"
+    if saved.is_file():
+        data = json.loads(saved.read_text())
+        if Path(data.get("checkpoint", "")).resolve() == ckpt_path.resolve():
+            keys = ("mean_return", "std_return", "episodes", "mean_length", "seed")
+            return {**{k: data[k] for k in keys if k in data}, "source": "eval.json"}
+    seed = cfg.train.seed + EVAL_SEED_OFFSET
+    env = envs.make(cfg.task, num_envs=evaluation_envs(episodes))
+    try:
+        result = evaluate_policy(policy, env, episodes, seed)
+    finally:
+        env.close()
+    return {
+        "mean_return": result.mean,
+        "std_return": result.std,
+        "episodes": episodes,
+        "mean_length": sum(result.lengths) / len(result.lengths),
+        "seed": seed,
+        "source": "evaluated at export",
+    }
+
+
+def _write(folder: Path, law: Any, policy: Any, meta: dict[str, Any]) -> None:
+    (folder / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
+    model = build_onnx(law, meta)
+    (folder / "policy.onnx").write_bytes(model.SerializeToString())
+    example = torch.zeros(1, law.obs_dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export; libtorch still loads it
+        traced = torch.jit.trace(DeployedPolicy(policy).eval(), example)
+        torch.jit.save(traced, str(folder / "policy.pt"), _extra_files={"policy.json": json.dumps(meta)})
+    (folder / "policy.h").write_text(c_source.policy_header(law, meta["task"]))
+    (folder / "policy.c").write_text(c_source.policy_source(law))
+    (folder / "policy_main.c").write_text(c_source.EXAMPLE_MAIN)
+
+
+def _publish(staging: Path, target: Path) -> None:
+    """Replace ``target`` with ``staging`` (both in the same folder): rename, then drop the old one."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+    staging.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) -> ExportResult:
+    """Export and verify a run's checkpoint; returns the export folder and the verification report."""
+    path = resolve_checkpoint(run, which)
+    ckpt = load_checkpoint(path)
+    cfg = checkpoint_config(ckpt, path)
+    run_dir = run_dir_of(path)
+    vec = envs.make(cfg.task, num_envs=1)
+    single = make_env_fn(cfg.task.id, 0, cfg.task.env_kwargs, cfg.task.max_episode_steps)()
+    try:
+        policy = load_policy(ckpt, cfg, vec, path)
+        law = control_law(policy, cfg.policy.activation)
+        evaluation = _evaluation(run_dir, path, policy, cfg, eval_episodes)
+        meta = policy_metadata(cfg, law, single, vec.dt, vec.max_episode_steps, ckpt, evaluation)
+        meta["checkpoint"] = str(path)
+        meta["onnx_opset"] = OPSET
+        observation_sets = {
+            "rollout": verify.rollout_observations(policy, vec, SAMPLES, seed=cfg.train.seed + 7),
+            "random": verify.random_observations(policy, SAMPLES, seed=cfg.train.seed + 11),
+        }
+    finally:
+        vec.close()
+        single.close()
+
+    staging = Path(tempfile.mkdtemp(prefix=".export.tmp-", dir=run_dir))
+    try:
+        _write(staging, law, policy, meta)
+        with tempfile.TemporaryDirectory() as build:
+            others = {
+                "onnxruntime": verify.onnx_implementation(staging / "policy.onnx"),
+                "torchscript": verify.torchscript_implementation(staging / "policy.pt"),
+                "c": verify.c_implementation(verify.compile_c(staging, Path(build))),
+            }
+            report = verify.compare(verify.torch_implementation(policy), others, observation_sets)
+        text = verify.format_report(report, {k: len(v) for k, v in observation_sets.items()})
+        worst = max(d for diffs in report.values() for d in diffs.values())
+        (staging / "verification.txt").write_text(text + "\n")
+        (staging / "verification.json").write_text(
+            json.dumps({"tolerance": verify.TOLERANCE, "max_abs_diff": report, "samples": SAMPLES}, indent=2) + "\n"
+        )
+        if not worst <= verify.TOLERANCE:
+            message = f"exported policy differs from PyTorch by {worst:.3g} > 1e-5; export/ left as it was"
+            raise ExportError(f"{message}\n{text}")
+        _publish(staging, run_dir / "export")
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(run_dir / "export", report, text)

@@ -1,0 +1,121 @@
+"""policy.json: everything a robot controller needs to feed the policy and read it."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.config import Config, config_to_dict
+from app.export.weights import ControlLaw
+from envs.obs_layout import actuator_names, build_observation, gym_observation_layout, layout_names
+
+FORMAT = "policylab-policy/1"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_revision() -> str:
+    """The git commit of this code (with ``-dirty`` when the tree has changes), or ``unknown``."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def verified_layout(env: Any, steps: int = 200, seed: int = 0) -> list[dict[str, Any]] | None:
+    """The env's observation layout if rebuilding observations from MjData reproduces them.
+
+    ``env`` is a single Gymnasium env; it is stepped with random actions for ``steps`` steps.
+    Returns None when the task's layout is unknown or does not reproduce the observations.
+    """
+    base = env.unwrapped
+    if not hasattr(base, "data"):
+        return None
+    layout = gym_observation_layout(base)
+    if layout is None:
+        return None
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    for _ in range(steps):
+        if not np.allclose(build_observation(base.data, layout), obs, rtol=0.0, atol=1e-9):
+            return None
+        obs, _, terminated, truncated, _ = env.step(env.action_space.sample())
+        if terminated or truncated:
+            obs, _ = env.reset()
+    return layout
+
+
+def policy_metadata(
+    cfg: Config,
+    law: ControlLaw,
+    env: Any,
+    dt: float,
+    max_episode_steps: int | None,
+    ckpt: dict[str, Any],
+    evaluation: dict[str, Any],
+) -> dict[str, Any]:
+    """The contents of policy.json (also stored in the ONNX metadata_props)."""
+    base = env.unwrapped
+    model = getattr(base, "model", None)
+    layout = verified_layout(env)
+    if layout is not None:
+        names, units = layout_names(model, layout)
+    else:
+        names = list(getattr(base, "observation_names", None) or [f"obs[{i}]" for i in range(law.obs_dim)])
+        units = [""] * law.obs_dim
+    space = env.action_space
+    low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+    act_names = actuator_names(model) if model is not None and model.nu == law.act_dim else None
+    runner = ckpt.get("runner", {})
+    return {
+        "format": FORMAT,
+        "task": cfg.task.name,
+        "env_id": cfg.task.id,
+        "env_kwargs": dict(cfg.task.env_kwargs),
+        "max_episode_steps": max_episode_steps,
+        "control_period_s": dt,
+        "observation": {
+            "size": law.obs_dim,
+            "names": names,
+            "units": units,
+            "layout": layout,
+            "layout_note": "obs = concat(transform(data.<field>.ravel()[index] - data.<field>.ravel()[minus_index]))"
+            " clipped to clip, segment by segment; null when the task's layout is not known",
+        },
+        "action": {
+            "size": law.act_dim,
+            "names": act_names or [f"action[{i}]" for i in range(law.act_dim)],
+            "low": [float(v) for v in low],
+            "high": [float(v) for v in high],
+            "scaling": "u = center + half_range * clip(mean, -1, 1) where bounded, u = mean elsewhere",
+            "center": law.action_center.tolist(),
+            "half_range": law.action_half_range.tolist(),
+            "bounded": law.action_bounded.tolist(),
+        },
+        "normalizer": {
+            "enabled": law.normalize,
+            "formula": "clip((obs - mean) / std, -clip, clip)",
+            "mean": law.obs_mean.tolist(),
+            "std": law.obs_std.tolist(),
+            "clip": law.obs_clip,
+        },
+        "network": {
+            "hidden_sizes": law.hidden_sizes,
+            "activation": law.activation,
+            "output": "deterministic mean action (Gaussian mean), then the action scaling above",
+        },
+        "io": {"input": "obs", "input_shape": ["batch", law.obs_dim], "output": "action", "dtype": "float32"},
+        "env_steps": int(runner.get("env_steps", 0)),
+        "iteration": int(runner.get("iteration", 0)),
+        "evaluation": evaluation,
+        "training_config": config_to_dict(cfg),
+        "code_revision": code_revision(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
