@@ -1,15 +1,18 @@
 # policylab: every target is a thin call of `python -m app`.
 #   make train task=hopper [key=value ...]    make train resume=runs/...
 #   make eval run=runs/... [episodes=10]      make tasks      make test
+#   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
+#   make plot runs="runs/a runs/b" [out=curves.png]
 #   make export run=runs/...                  make deploy-sim run=runs/... [episodes=10 latency=0 noise=0]
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
-OVERRIDES := $(filter-out task=% resume=% run=% episodes=% checkpoint=% latency=% noise=% PYTHON=%,$(MAKEOVERRIDES))
-export MUJOCO_GL ?= egl
+OWN_ARGS := task=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
+	overlay=% PYTHON=%
+OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
-.PHONY: setup train eval export deploy-sim tasks test lint bench-learn clean-venv
+.PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn clean-venv
 
 setup: $(VENV)/.installed
 
@@ -32,6 +35,16 @@ endif
 eval: setup
 	@test -n "$(run)" || { echo "usage: make eval run=runs/<task>/<run> [episodes=10]"; exit 2; }
 	$(PY) -m app evaluate "$(run)" --episodes $(or $(episodes),10) --checkpoint $(or $(checkpoint),latest)
+
+render: setup
+	@test -n "$(run)" || { echo "usage: make render run=runs/<task>/<run> [episodes=3 width=640 height=480 camera=...]"; exit 2; }
+	$(PY) -m app render "$(run)" --episodes $(or $(episodes),3) --width $(or $(width),640) \
+		--height $(or $(height),480) --checkpoint $(or $(checkpoint),latest) $(if $(camera),--camera "$(camera)") \
+		$(if $(filter 0 no false,$(overlay)),--no-overlay)
+
+plot: setup
+	@test -n "$(runs)" || { echo 'usage: make plot runs="runs/a runs/b" [out=curves.png]'; exit 2; }
+	$(PY) -m app plot $(runs) $(if $(out),--out "$(out)")
 
 export: setup
 	@test -n "$(run)" || { echo "usage: make export run=runs/<task>/<run> [checkpoint=latest]"; exit 2; }

@@ -125,3 +125,29 @@ def run_dir_of(checkpoint: Path) -> Path:
     """The run directory a checkpoint file belongs to (its folder's parent)."""
     checkpoint = Path(checkpoint).resolve()
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
+def load_run_checkpoint(run: str | Path, which: str = "latest") -> tuple[Path, dict[str, Any], Config, Path]:
+    """(checkpoint path, checkpoint, config, run directory) of a run, checked against the run.
+
+    A checkpoint whose task differs from the run's ``config.yaml`` (copied in from
+    another run) is a CheckpointError naming both tasks.
+    """
+    import yaml
+
+    path = resolve_checkpoint(run, which)
+    ckpt = load_checkpoint(path)
+    cfg = checkpoint_config(ckpt, path)
+    run_dir = run_dir_of(path)
+    saved = run_dir / "config.yaml"
+    if saved.is_file():
+        try:
+            task = (yaml.safe_load(saved.read_text()) or {}).get("task", {})
+        except yaml.YAMLError:
+            task = {}
+        if isinstance(task, dict) and task.get("id") not in (None, cfg.task.id):
+            raise CheckpointError(
+                f"{path} is from task {cfg.task.name} ({cfg.task.id}) but run {run_dir} trains "
+                f"{task.get('name')} ({task.get('id')}); use a checkpoint of this run"
+            )
+    return path, ckpt, cfg, run_dir

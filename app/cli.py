@@ -9,10 +9,17 @@ from collections.abc import Sequence
 from app.errors import PolicylabError
 
 
+def _select_backend_for_videos(video_every: int) -> None:
+    """Training videos need a rendering backend: pick it before MuJoCo is imported."""
+    if video_every:
+        from app.video import select_gl_backend
+
+        select_gl_backend()
+
+
 def _train(args: argparse.Namespace) -> int:
     from app.checkpoint import checkpoint_config, load_checkpoint, resolve_checkpoint, run_dir_of
     from app.config import apply_overrides, config_from_dict, config_to_dict, load_config
-    from app.runner import Trainer, new_run_dir
 
     if args.resume:
         path = resolve_checkpoint(args.resume, "latest")
@@ -21,12 +28,18 @@ def _train(args: argparse.Namespace) -> int:
         if args.overrides:
             cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides), "command line")
         run_dir = run_dir_of(path)
+        _select_backend_for_videos(cfg.train.video_every)
+        from app.runner import Trainer
+
         print(f"resuming {run_dir} at {int(ckpt['runner']['env_steps']):,} steps")
         trainer = Trainer(cfg, run_dir, ckpt)
     else:
         if not args.task:
             raise PolicylabError("train needs a task (make train task=hopper) or a run to resume (resume=runs/...)")
         cfg = load_config(args.task, args.overrides)
+        _select_backend_for_videos(cfg.train.video_every)
+        from app.runner import Trainer, new_run_dir
+
         run_dir = new_run_dir(cfg)
         print(
             f"training {cfg.algo.name} on {cfg.task.name} ({cfg.task.id}), {cfg.train.total_steps:,} steps -> {run_dir}"
@@ -80,6 +93,56 @@ def _deploy_sim(args: argparse.Namespace) -> int:
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
     return subprocess.run(cmd, check=False).returncode
+
+
+def _render(args: argparse.Namespace) -> int:
+    from app.video import select_gl_backend
+
+    backend = select_gl_backend()  # before anything imports MuJoCo
+    from app.report import write_report
+    from app.video import render_run
+
+    videos = render_run(
+        args.run,
+        episodes=args.episodes,
+        width=args.width,
+        height=args.height,
+        camera=args.camera,
+        overlay=not args.no_overlay,
+        which=args.checkpoint,
+    )
+    for path, episode in videos:
+        print(f"{path}: return {episode.total_return:.1f}, {episode.length} steps")
+    if videos:
+        write_report(videos[0][0].parent.parent)
+    print(f"rendered with MUJOCO_GL={backend}")
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.plots import find_runs, plot_runs
+
+    runs = find_runs(args.runs)
+    out = Path(args.out) if args.out else Path(args.runs[0]).resolve().parent / "plots" / "learning_curves.png"
+    path = plot_runs(args.runs, out, metric=args.metric)
+    print(f"wrote {path} ({len(runs)} runs)")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.plots import plot_run
+    from app.report import write_report
+
+    run = Path(args.run)
+    if not run.is_dir():
+        raise PolicylabError(f"run directory not found: {run}")
+    plot_run(run)
+    print(f"wrote {write_report(run)}")
+    return 0
 
 
 def _tasks(args: argparse.Namespace) -> int:
@@ -155,6 +218,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs-noise", type=float, default=0.0, help="std of Gaussian observation noise (default 0)")
     p.add_argument("--seed", type=int, default=None, help="first episode's seed (default: the evaluation's)")
     p.set_defaults(func=_deploy_sim)
+
+    p = sub.add_parser("render", help="render deterministic episodes of a run to MP4 (videos/)")
+    p.add_argument("run", help="run directory or checkpoint file")
+    p.add_argument("--episodes", type=int, default=3, help="episodes, one MP4 each (default 3)")
+    p.add_argument("--width", type=int, default=640, help="frame width in pixels, even (default 640)")
+    p.add_argument("--height", type=int, default=480, help="frame height in pixels, even (default 480)")
+    p.add_argument("--camera", default=None, help="track (default: follow the robot), free, or a model camera")
+    p.add_argument("--no-overlay", action="store_true", help="no step/return/speed text on the frames")
+    p.add_argument("--checkpoint", default="latest", help="latest, best or a file in checkpoints/ (default latest)")
+    p.set_defaults(func=_render)
+
+    p = sub.add_parser("plot", help="learning curves of runs (mean and spread over seeds) to a PNG")
+    p.add_argument("runs", nargs="+", help="run directories, or folders holding runs")
+    p.add_argument("--out", default=None, help="PNG path (default: <first run's parent>/plots/learning_curves.png)")
+    p.add_argument("--metric", default="episode_return", help="episode_return (default) or eval_return")
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("report", help="(re)write a run's plots/learning_curve.png and report.md")
+    p.add_argument("run", help="run directory")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("tasks", help="list the tasks with their observation and action sizes")
     p.set_defaults(func=_tasks)

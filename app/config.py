@@ -122,6 +122,11 @@ class TrainConfig:
     progress: Literal["auto", "bar", "log", "none"] = param(
         "auto", "progress display: bar on a terminal, one log line per iteration, or none"
     )
+    video_every: int = param(
+        0, "render a deterministic episode to videos/ and TensorBoard every N iterations (0: never)", low=0
+    )
+    video_width: int = param(320, "width of training videos in pixels (even)", low=16, high=4096)
+    video_height: int = param(240, "height of training videos in pixels (even)", low=16, high=4096)
 
 
 @dataclass(frozen=True)

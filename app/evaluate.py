@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 import envs
-from app.checkpoint import checkpoint_config, load_checkpoint, resolve_checkpoint, run_dir_of
+from app.checkpoint import load_run_checkpoint
 from app.config import Config
 from envs import VecEnv
 from policies import GaussianPolicy
@@ -113,9 +113,7 @@ def evaluate_run(
     run: str | Path, episodes: int = 10, which: str = "latest", seed: int | None = None
 ) -> tuple[Path, dict]:
     """Evaluate a run's checkpoint; writes eval.json in the run directory. Returns (path, results)."""
-    path = resolve_checkpoint(run, which)
-    ckpt = load_checkpoint(path)
-    cfg = checkpoint_config(ckpt, path)
+    path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
     env = envs.make(cfg.task, num_envs=evaluation_envs(episodes))
     try:
         policy = load_policy(ckpt, cfg, env, path)
@@ -133,6 +131,5 @@ def evaluate_run(
         "deterministic": True,
         **result.as_dict(),
     }
-    run_dir = run_dir_of(path)
     (run_dir / "eval.json").write_text(json.dumps(out, indent=2) + "\n")
     return run_dir / "eval.json", out

@@ -11,6 +11,7 @@ import json
 import math
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -101,6 +102,11 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        if cfg.train.video_every and (cfg.train.video_width % 2 or cfg.train.video_height % 2):
+            raise ConfigError(
+                f"train.video_width and train.video_height must be even (H.264), got "
+                f"{cfg.train.video_width}x{cfg.train.video_height}"
+            )
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
         torch.manual_seed(cfg.train.seed)
@@ -121,6 +127,7 @@ class Trainer:
         self.recent: deque[tuple[float, int]] = deque(maxlen=RECENT_EPISODES)
         self.revision = code_revision()
         self._eval_env: VecEnv | None = None
+        self._video_env: Any = None
         self.obs = self.env.reset(seed=cfg.train.seed).to(self.device)
         self.resume_note = ""
         if checkpoint is not None:
@@ -229,6 +236,8 @@ class Trainer:
                     self.wall_time += time.perf_counter() - start
                     row["wall_time"] = self.wall_time
                     logger.log(row)
+                    if tcfg.video_every and self.iteration % tcfg.video_every == 0 and not row["update_rejected"]:
+                        self.record_video(logger)
                     last_row = row
                     if row["update_rejected"]:
                         self._reject(row, logger)
@@ -243,7 +252,38 @@ class Trainer:
             self.close()
         summary = self._summary(last_row, finished=not stop.requested)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if summary["finished"]:
+            self._write_curve_and_report()
         return summary
+
+    def _write_curve_and_report(self) -> None:
+        """plots/learning_curve.png and report.md; a failure here never costs the finished run."""
+        from app.plots import plot_run
+        from app.report import write_report
+
+        try:
+            plot_run(self.run_dir)
+            write_report(self.run_dir)
+        except Exception as exc:  # the run and its checkpoints are already saved
+            print(f"warning: could not write the learning curve or report: {exc}", file=sys.stderr)
+
+    def record_video(self, logger: RunLogger) -> Path:
+        """Render one deterministic episode in a separate env to videos/ and TensorBoard."""
+        from app.video import log_video_to_tensorboard, render_episode, write_mp4
+        from envs.gym_adapter import make_env_fn
+
+        tcfg, task = self.cfg.train, self.cfg.task
+        if self._video_env is None:
+            self._video_env = make_env_fn(task.id, 0, task.env_kwargs, task.max_episode_steps)()
+        self.policy.eval()
+        episode = render_episode(
+            self.policy, self._video_env, tcfg.seed + EVAL_SEED_OFFSET, tcfg.video_width, tcfg.video_height
+        )
+        self.policy.train()
+        fps = 1.0 / self.env.dt
+        path = write_mp4(episode.frames, self.run_dir / "videos" / f"train-iter_{self.iteration:06d}.mp4", fps)
+        log_video_to_tensorboard(logger.tb, "eval/video", episode.frames, fps, self.iteration)
+        return path
 
     def _reject(self, row: dict[str, Any], logger: RunLogger) -> None:
         self.bad_updates += 1
@@ -294,6 +334,9 @@ class Trainer:
         if self._eval_env is not None:
             self._eval_env.close()
             self._eval_env = None
+        if self._video_env is not None:
+            self._video_env.close()
+            self._video_env = None
 
     # -- checkpoint state ----------------------------------------------------
 

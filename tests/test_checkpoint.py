@@ -91,6 +91,8 @@ def test_checkpoint_of_another_shape_is_a_clear_error(trained_run):
     ckpt = load_checkpoint(path)
     ckpt["config"]["task"]["id"] = "Hopper-v5"  # the saved policy has 4 inputs, Hopper 11
     save_checkpoint({k: v for k, v in ckpt.items() if k not in ("format", "version")}, path)
+    config = trained_run / "config.yaml"
+    config.write_text(config.read_text().replace("InvertedPendulum-v5", "Hopper-v5"))
     with pytest.raises(CheckpointError, match="the policy does not fit task inverted_pendulum"):
         evaluate_run(trained_run)
 

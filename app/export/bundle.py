@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 import envs
-from app.checkpoint import checkpoint_config, load_checkpoint, resolve_checkpoint, run_dir_of
+from app.checkpoint import load_run_checkpoint
 from app.errors import PolicylabError
 from app.evaluate import EVAL_SEED_OFFSET, evaluate_policy, evaluation_envs, load_policy
 from app.export import c_source, verify
@@ -94,10 +94,7 @@ def _publish(staging: Path, target: Path) -> None:
 
 def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) -> ExportResult:
     """Export and verify a run's checkpoint; returns the export folder and the verification report."""
-    path = resolve_checkpoint(run, which)
-    ckpt = load_checkpoint(path)
-    cfg = checkpoint_config(ckpt, path)
-    run_dir = run_dir_of(path)
+    path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
     vec = envs.make(cfg.task, num_envs=1)
     single = make_env_fn(cfg.task.id, 0, cfg.task.env_kwargs, cfg.task.max_episode_steps)()
     try:
