@@ -25,20 +25,22 @@ ROOT = Path(__file__).resolve().parent.parent
 FILES = {"policy.onnx", "policy.pt", "policy.json", "policy.h", "policy.c", "policy_main.c", "verification.txt"}
 
 
-def random_policy(activation: str, obs_dim: int = 6, act_dim: int = 3) -> GaussianPolicy:
+def random_policy(activation: str, normalize: bool = True, obs_dim: int = 6, act_dim: int = 3) -> GaussianPolicy:
     """A randomly initialized policy with a non-trivial normalizer and one unbounded action."""
     torch.manual_seed(0)
     low, high = np.array([-0.4, -2.0, -np.inf]), np.array([0.4, 1.0, np.inf])
-    policy = GaussianPolicy(obs_dim, act_dim, low, high, hidden_sizes=(16, 8), activation=activation, ortho_init=False)
+    policy = GaussianPolicy(obs_dim, act_dim, low, high, (16, 8), activation, ortho_init=False, normalize_obs=normalize)
     policy.normalizer.update(torch.randn(500, obs_dim, dtype=torch.float64) * 5.0 + 3.0)
     with torch.no_grad():
         policy.mean_net[-1].weight.mul_(20.0)  # push some means past the [-1, 1] action clip
     return policy.eval()
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "elu", "silu"])
-def test_onnx_torchscript_and_c_agree_with_pytorch(tmp_path, activation):
-    policy = random_policy(activation)
+@pytest.mark.parametrize(
+    ("activation", "normalize"), [("tanh", True), ("relu", True), ("elu", True), ("silu", True), ("tanh", False)]
+)
+def test_onnx_torchscript_and_c_agree_with_pytorch(tmp_path, activation, normalize):
+    policy = random_policy(activation, normalize)
     law = control_law(policy, activation)
     meta = {"task": "synthetic", "note": "test"}
     _write(tmp_path, law, policy, meta)

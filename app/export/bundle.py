@@ -43,12 +43,15 @@ class ExportResult:
     text: str
 
 
-def _evaluation(run_dir: Path, ckpt_path: Path, policy: Any, cfg: Any, episodes: int) -> dict[str, Any]:
+def _evaluation(
+    run_dir: Path, ckpt_path: Path, ckpt: dict[str, Any], policy: Any, cfg: Any, episodes: int
+) -> dict[str, Any]:
     """The checkpoint's deterministic evaluation: eval.json when it is of this checkpoint, else a fresh one."""
     saved = run_dir / "eval.json"
     if saved.is_file():
         data = json.loads(saved.read_text())
-        if Path(data.get("checkpoint", "")).resolve() == ckpt_path.resolve():
+        same_steps = data.get("env_steps") == int(ckpt.get("runner", {}).get("env_steps", 0))
+        if Path(data.get("checkpoint", "")).resolve() == ckpt_path.resolve() and same_steps:
             keys = ("mean_return", "std_return", "episodes", "mean_length", "seed")
             return {**{k: data[k] for k in keys if k in data}, "source": "eval.json"}
     seed = cfg.train.seed + EVAL_SEED_OFFSET
@@ -100,7 +103,7 @@ def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) 
     try:
         policy = load_policy(ckpt, cfg, vec, path)
         law = control_law(policy, cfg.policy.activation)
-        evaluation = _evaluation(run_dir, path, policy, cfg, eval_episodes)
+        evaluation = _evaluation(run_dir, path, ckpt, policy, cfg, eval_episodes)
         meta = policy_metadata(cfg, law, single, vec.dt, vec.max_episode_steps, ckpt, evaluation)
         meta["checkpoint"] = str(path)
         meta["onnx_opset"] = OPSET
