@@ -32,11 +32,20 @@ ZOO_TRPO = {"hopper": 3618, "walker2d": 4933, "halfcheetah": 1786, "ant": 4982, 
 SB3_CONTRIB_TRPO = {"hopper": 3372, "walker2d": 4502, "halfcheetah": 1803, "ant": 3554, "swimmer": 359}
 
 
-def run_one(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> dict:
+def finished_run(out: Path, task: str, seed: int) -> dict | None:
+    """The summary of a finished (task, seed) run in ``out``, or None."""
     runs_dir = out / "runs" / f"{task}-s{seed}"
     summary_path = next(runs_dir.glob("*/*/summary.json"), None) if runs_dir.exists() else None
     if summary_path is not None and json.loads(summary_path.read_text()).get("finished"):
-        return json.loads(summary_path.read_text())  # already done: reuse (delete the folder to rerun)
+        return json.loads(summary_path.read_text())
+    return None
+
+
+def run_one(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> dict:
+    runs_dir = out / "runs" / f"{task}-s{seed}"
+    done = finished_run(out, task, seed)
+    if done is not None:
+        return done  # already done: reuse (delete the folder to rerun)
     cmd = [
         sys.executable,
         "-m",
@@ -104,11 +113,23 @@ def plot(out: Path, tasks: list[str], seeds: list[int]) -> Path:
     return path
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def table(results: list[dict], tasks: list[str], seeds: list[int], steps: int, overrides: list[str]) -> str:
     lines = [
-        f"TRPO, {steps:,} env steps, seeds {', '.join(map(str, seeds))}; final policy, deterministic, 10 episodes.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}; "
-        f"{len(seeds)} runs per task, two at a time.",
+        f"TRPO, {steps:,} env steps, seeds {', '.join(map(str, seeds))} (per seed: the runs that finished); "
+        "final policy, deterministic, 10 episodes.",
+        f"Machine: {cpu_name()}, {os.cpu_count()} cores, {platform.system()}; runs two at a time "
+        "(each on about one core).",
     ]
     if overrides:
         lines.append(f"Overrides: `{' '.join(overrides)}`")
@@ -139,20 +160,24 @@ def main() -> int:
     parser.add_argument("--steps", type=float, default=1e6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "learning")
+    parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs; train nothing")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     steps = int(args.steps)
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(task, seed) for seed in args.seeds for task in args.tasks]
     start = time.time()
-    with ThreadPoolExecutor(args.workers) as pool:
-        futures = [pool.submit(run_one, t, s, steps, args.out, args.overrides) for t, s in jobs]
-        results = []
-        for (task, seed), fut in zip(jobs, futures, strict=True):
-            res = fut.result()
-            results.append(res)
-            status = "FAILED" if res.get("failed") else f"{res['final_eval_return']:.0f}"
-            print(f"[{time.time() - start:6.0f} s] {task} seed {seed}: {status}", flush=True)
+    results = []
+    if args.report_only:
+        results = [r for r in (finished_run(args.out, t, s) for t, s in jobs) if r is not None]
+    else:
+        with ThreadPoolExecutor(args.workers) as pool:
+            futures = [pool.submit(run_one, t, s, steps, args.out, args.overrides) for t, s in jobs]
+            for (task, seed), fut in zip(jobs, futures, strict=True):
+                res = fut.result()
+                results.append(res)
+                status = "FAILED" if res.get("failed") else f"{res['final_eval_return']:.0f}"
+                print(f"[{time.time() - start:6.0f} s] {task} seed {seed}: {status}", flush=True)
     md = table(results, args.tasks, args.seeds, steps, args.overrides)
     (args.out / "learning.md").write_text(md)
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
