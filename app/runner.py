@@ -270,11 +270,10 @@ class Trainer:
     def record_video(self, logger: RunLogger) -> Path:
         """Render one deterministic episode in a separate env to videos/ and TensorBoard."""
         from app.video import log_video_to_tensorboard, render_episode, write_mp4
-        from envs.gym_adapter import make_env_fn
 
-        tcfg, task = self.cfg.train, self.cfg.task
+        tcfg = self.cfg.train
         if self._video_env is None:
-            self._video_env = make_env_fn(task.id, 0, task.env_kwargs, task.max_episode_steps)()
+            self._video_env = envs.make_single(self.cfg.task)
         self.policy.eval()
         episode = render_episode(
             self.policy, self._video_env, tcfg.seed + EVAL_SEED_OFFSET, tcfg.video_width, tcfg.video_height

@@ -273,13 +273,13 @@ def render_run(
     seed: int | None = None,
 ) -> list[tuple[Path, Episode]]:
     """Render ``episodes`` deterministic episodes of a run's checkpoint to ``<run>/videos/*.mp4``."""
+    import envs
     from app.checkpoint import load_run_checkpoint
     from app.evaluate import EVAL_SEED_OFFSET, load_policy
-    from envs.gym_adapter import make_env_fn
 
     check_size(width, height)
     path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
-    env = make_env_fn(cfg.task.id, 0, cfg.task.env_kwargs, cfg.task.max_episode_steps)()
+    env = envs.make_single(cfg.task)
     try:
         policy = load_policy(ckpt, cfg, env, path)
         dt = float(getattr(env.unwrapped, "dt", 0.0) or 0.0) or 1.0 / 30

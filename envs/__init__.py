@@ -8,6 +8,8 @@ import os
 # Headless rendering by default (dm_control and mujoco.Renderer read this at import).
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+import gymnasium
+
 from app.config import TaskConfig
 from app.errors import TaskError
 from envs.vecenv import VecEnv
@@ -32,10 +34,16 @@ def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
         raise TaskError(f"task {task.name or task.id}: cannot build environment {task.id}: {exc}") from None
 
 
+def make_single(task: TaskConfig) -> gymnasium.Env:
+    """One Gymnasium env of the task (for rendering, export checks): the same constructor as each VecEnv member."""
+    from envs.gym_adapter import make_env_fn
+
+    check_env_id(task.id)
+    return make_env_fn(task.id, 0, task.env_kwargs, task.max_episode_steps)()
+
+
 def check_env_id(env_id: str) -> None:
     """Raise TaskError unless ``env_id`` is a registered Gymnasium id or a dm_control task."""
-    import gymnasium
-
     if not env_id:
         raise TaskError("task.id is empty; set it to a Gymnasium id (Hopper-v5) or dmc:domain-task")
     if env_id.startswith("dmc:"):
@@ -52,4 +60,4 @@ def check_env_id(env_id: str) -> None:
         raise TaskError(f"unknown Gymnasium id '{env_id}'{hint}")
 
 
-__all__ = ["VecEnv", "check_env_id", "make"]
+__all__ = ["VecEnv", "check_env_id", "make", "make_single"]

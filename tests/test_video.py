@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import yaml
 
+import envs
 from app.checkpoint import load_checkpoint
 from app.config import load_config
 from app.errors import CheckpointError
@@ -18,7 +19,6 @@ from app.plots import plot_run, plot_runs
 from app.report import write_report
 from app.runner import Trainer, new_run_dir
 from app.video import RenderError, draw_overlay, render_episode, render_run, select_gl_backend
-from envs.gym_adapter import make_env_fn
 
 
 def read_video(path: Path) -> tuple[list[np.ndarray], float]:
@@ -45,7 +45,7 @@ def test_render_writes_decodable_h264_at_the_control_rate(trained_run):
 
 def test_frames_change_without_overlay_and_overlay_draws_only_its_corner(trained_run):
     cfg = load_config("inverted_pendulum")
-    env = make_env_fn(cfg.task.id, 0, {}, None)()
+    env = envs.make_single(cfg.task)
     from app.evaluate import load_policy
 
     ckpt = load_checkpoint(trained_run / "checkpoints" / "latest.pt")

@@ -27,7 +27,6 @@ from app.export import c_source, verify
 from app.export.metadata import policy_metadata
 from app.export.onnx_model import OPSET, build_onnx
 from app.export.weights import DeployedPolicy, control_law
-from envs.gym_adapter import make_env_fn
 
 SAMPLES = 1000  # observations per verification set
 
@@ -99,7 +98,7 @@ def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) 
     """Export and verify a run's checkpoint; returns the export folder and the verification report."""
     path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
     vec = envs.make(cfg.task, num_envs=1)
-    single = make_env_fn(cfg.task.id, 0, cfg.task.env_kwargs, cfg.task.max_episode_steps)()
+    single = envs.make_single(cfg.task)
     try:
         policy = load_policy(ckpt, cfg, vec, path)
         law = control_law(policy, cfg.policy.activation)
