@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,23 @@ from app.errors import CheckpointError, PolicylabError
 
 FORMAT = "policylab-checkpoint"
 VERSION = 1
+
+
+def code_revision() -> str:
+    """The git commit of the code (with -dirty for local changes), or 'unknown'."""
+    try:
+        root = Path(__file__).resolve().parent.parent
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
 def to_saveable(obj: Any) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ import torch
 import envs
 from app.algorithms import Batch, make_algorithm
 from app.algorithms.gae import gae
-from app.checkpoint import save_checkpoint
+from app.checkpoint import code_revision, save_checkpoint
 from app.config import Config, config_to_dict, save_config
 from app.errors import CheckpointError, ConfigError, TrainingDiverged
 from app.evaluate import EVAL_SEED_OFFSET, build_policy, evaluate_policy, evaluation_envs
@@ -53,23 +52,6 @@ def resolve_device(name: str, env: VecEnv) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda was requested but torch sees no CUDA device; valid here: auto, cpu")
     return torch.device(name)
-
-
-def code_revision() -> str:
-    """The git commit of the code (with -dirty for local changes), or 'unknown'."""
-    try:
-        root = Path(__file__).resolve().parent.parent
-        out = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 class GracefulStop:

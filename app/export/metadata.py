@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.checkpoint import code_revision
 from app.config import Config, config_to_dict
 from app.export.weights import ControlLaw
 from envs.obs_layout import actuator_names, build_observation, gym_observation_layout, layout_names
 
 FORMAT = "policylab-policy/1"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def code_revision() -> str:
-    """The git commit of this code (with ``-dirty`` when the tree has changes), or ``unknown``."""
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return rev.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def verified_layout(env: Any, steps: int = 200, seed: int = 0) -> list[dict[str, Any]] | None:
