@@ -18,16 +18,13 @@ def _select_backend_for_videos(video_every: int) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from app.checkpoint import checkpoint_config, load_checkpoint, resolve_checkpoint, run_dir_of
+    from app.checkpoint import load_run_checkpoint
     from app.config import apply_overrides, config_from_dict, config_to_dict, load_config
 
     if args.resume:
-        path = resolve_checkpoint(args.resume, "latest")
-        ckpt = load_checkpoint(path)
-        cfg = checkpoint_config(ckpt, path)
+        _, ckpt, cfg, run_dir = load_run_checkpoint(args.resume, "latest")
         if args.overrides:
             cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides), "command line")
-        run_dir = run_dir_of(path)
         _select_backend_for_videos(cfg.train.video_every)
         from app.runner import Trainer
 
@@ -81,9 +78,9 @@ def _deploy_sim(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     run = Path(args.run)
-    folder = run if (run / "policy.json").is_file() else run / "export"
     if not run.exists():
         raise PolicylabError(f"run directory not found: {run}")
+    folder = run if (run / "policy.json").is_file() else run / "export"
     if not (folder / "policy.onnx").is_file():
         raise PolicylabError(f"no export in {run}; run 'make export run={run}' first")
     # A separate interpreter, isolated (-I): the deployment side must not import torch or this package.

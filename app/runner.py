@@ -84,11 +84,13 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        if cfg.train.video_every and (cfg.train.video_width % 2 or cfg.train.video_height % 2):
-            raise ConfigError(
-                f"train.video_width and train.video_height must be even (H.264), got "
-                f"{cfg.train.video_width}x{cfg.train.video_height}"
-            )
+        if cfg.train.video_every:
+            from app.video import RenderError, check_size
+
+            try:
+                check_size(cfg.train.video_width, cfg.train.video_height)
+            except RenderError as exc:
+                raise ConfigError(f"train.video_width, train.video_height: {exc}") from None
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
         torch.manual_seed(cfg.train.seed)

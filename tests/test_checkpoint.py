@@ -86,6 +86,13 @@ def test_checkpoint_whose_task_no_longer_exists(trained_run):
         evaluate_run(trained_run)
 
 
+def test_resuming_with_a_checkpoint_of_another_task_is_a_clear_error(trained_run, capsys):
+    config = trained_run / "config.yaml"
+    config.write_text(config.read_text().replace("InvertedPendulum-v5", "Hopper-v5"))
+    assert main(["train", "--resume", str(trained_run)]) == 2
+    assert "is from task inverted_pendulum (InvertedPendulum-v5) but run" in capsys.readouterr().err
+
+
 def test_checkpoint_of_another_shape_is_a_clear_error(trained_run):
     path = trained_run / "checkpoints" / "latest.pt"
     ckpt = load_checkpoint(path)

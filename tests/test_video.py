@@ -14,7 +14,7 @@ import yaml
 import envs
 from app.checkpoint import load_checkpoint
 from app.config import load_config
-from app.errors import CheckpointError
+from app.errors import CheckpointError, ConfigError
 from app.plots import plot_run, plot_runs
 from app.report import write_report
 from app.runner import Trainer, new_run_dir
@@ -85,6 +85,12 @@ def test_bad_render_requests_are_clear_errors(tmp_path, trained_run):
     config.write_text(yaml.safe_dump(data))
     with pytest.raises(CheckpointError, match=r"is from task inverted_pendulum .* but run .* trains hopper"):
         render_run(trained_run)
+
+
+def test_odd_training_video_size_is_a_config_error(tmp_path, fast):
+    cfg = load_config("inverted_pendulum", [*fast, "train.video_every=1", "train.video_width=33"])
+    with pytest.raises(ConfigError, match=r"train.video_width, train.video_height: video size 33x240: .* even"):
+        Trainer(cfg, new_run_dir(cfg))
 
 
 def fake_run(root: Path, task: str, seed: int, scale: float) -> Path:
