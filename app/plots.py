@@ -6,6 +6,7 @@ import csv
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -72,22 +73,45 @@ def _spread(curves: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     return grid, ys.mean(axis=0), ys.min(axis=0), ys.max(axis=0)
 
 
-def plot_runs(paths: list[str | Path], out: Path, metric: str = "episode_return") -> Path:
-    """Return against env steps and against wall time, mean and min-max over the runs of each group."""
+# The two x axes of every learning-curve figure: progress.csv column, divisor, label.
+X_AXES = [("env_steps", 1e6, "env steps (millions)"), ("wall_time", 60.0, "wall time (minutes)")]
+
+
+def _figure() -> tuple[Any, list[tuple[Any, str, float]]]:
+    """A figure with one panel per X_AXES entry: (figure, [(axes, x column, x divisor)])."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, axes = plt.subplots(1, len(X_AXES), figsize=(11, 4))
+    for ax, (_, _, label) in zip(axes, X_AXES, strict=True):
+        ax.set_xlabel(label)
+        ax.grid(alpha=0.3)
+    return fig, [(ax, key, scale) for ax, (key, scale, _) in zip(axes, X_AXES, strict=True)]
+
+
+def _save(fig: Any, title: str, out: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_runs(paths: list[str | Path], out: Path, metric: str = "episode_return") -> Path:
+    """Return against env steps and against wall time, mean and min-max over the runs of each group."""
     if metric not in METRICS:
         raise PolicylabError(f"unknown metric '{metric}'; valid: {', '.join(METRICS)}")
     groups: dict[str, list[dict[str, np.ndarray]]] = defaultdict(list)
     for run in find_runs(paths):
         groups[run_label(run)].append(read_progress(run))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for (x_key, scale, xlabel), ax in zip(
-        [("env_steps", 1e6, "env steps (millions)"), ("wall_time", 60.0, "wall time (minutes)")], axes, strict=True
-    ):
+    fig, panels = _figure()
+    for ax, x_key, scale in panels:
         for label, runs in groups.items():
             curves = [c for c in (_curve(d, x_key, metric) for d in runs) if len(c[0])]
             if not curves:
@@ -97,43 +121,19 @@ def plot_runs(paths: list[str | Path], out: Path, metric: str = "episode_return"
             (line,) = ax.plot(grid / scale, mean, label=name, marker="o" if len(grid) == 1 else None)
             if len(curves) > 1:
                 ax.fill_between(grid / scale, low, high, color=line.get_color(), alpha=0.2)
-        ax.set_xlabel(xlabel)
         ax.set_ylabel(METRICS[metric])
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle("mean over runs, shaded: min to max")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, "mean over runs, shaded: min to max", out)
 
 
 def plot_run(run_dir: Path) -> Path:
     """``run_dir/plots/learning_curve.png``: training return per iteration and evaluation returns."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     data = read_progress(run_dir)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for (x_key, scale, xlabel), ax in zip(
-        [("env_steps", 1e6, "env steps (millions)"), ("wall_time", 60.0, "wall time (minutes)")], axes, strict=True
-    ):
+    fig, panels = _figure()
+    for ax, x_key, scale in panels:
         x, y = _curve(data, x_key, "episode_return")
         ax.plot(x / scale, y, label="training return")
         x, y = _curve(data, x_key, "eval_return")
         if len(x):
             ax.plot(x / scale, y, marker="o", label="deterministic evaluation")
-        ax.set_xlabel(xlabel)
         ax.set_ylabel("return")
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.suptitle(run_label(run_dir))
-    fig.tight_layout()
-    out = run_dir / "plots" / "learning_curve.png"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, run_label(run_dir), run_dir / "plots" / "learning_curve.png")
