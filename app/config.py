@@ -43,11 +43,59 @@ def param(
 
 
 @dataclass(frozen=True)
+class RandomizationConfig:
+    """Domain randomization of the native (cpu) backend, sampled per environment at every reset.
+
+    Scale ranges are [low, high] multipliers of the model's own values; [1, 1] leaves them alone.
+    """
+
+    mass_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of each body's mass multiplier")
+    friction_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of the geoms' friction multiplier")
+    gain_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of the actuators' gain multiplier")
+    damping_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of the joints' damping multiplier")
+    latency_steps: tuple[int, ...] = param(
+        (0, 0), "range [low, high] of the action latency in control steps (the action applied is k steps old)"
+    )
+    obs_noise_std: float = param(0.0, "std of Gaussian noise added to every observation entry", low=0.0)
+    push_every: int = param(0, "push each environment every N control steps (0: never)", low=0)
+    push_velocity: float = param(
+        0.0, "a push adds U(-v, v) to each of the root's translational velocities (m/s)", low=0.0
+    )
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(key, what is wrong) for every range that is not [low, high] with 0 <= low <= high."""
+        out = []
+        for name in ("mass_scale", "friction_scale", "gain_scale", "damping_scale", "latency_steps"):
+            value = getattr(self, name)
+            if len(value) != 2:
+                out.append((name, f"must be a range [low, high], got {list(value)}"))
+            elif value[0] < 0:
+                out.append((name, f"must not be negative, got {list(value)}"))
+            elif value[0] > value[1]:
+                out.append((name, f"low must not be above high, got {list(value)}"))
+        return out
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is randomized (False: the simulation is exactly the unrandomized task)."""
+        scales = (self.mass_scale, self.friction_scale, self.gain_scale, self.damping_scale)
+        return (
+            any(tuple(s) != (1.0, 1.0) for s in scales)
+            or tuple(self.latency_steps) != (0, 0)
+            or self.obs_noise_std > 0
+            or (self.push_every > 0 and self.push_velocity > 0)
+        )
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     name: str = param("", "task name, used for the run directory (defaults to the config file name)")
     id: str = param("", "Gymnasium id (Hopper-v5) or dm_control suite task (dmc:walker-walk)")
-    backend: Literal["gym"] = param("gym", "simulation backend: gym = Gymnasium vector envs")
+    backend: Literal["gym", "cpu"] = param(
+        "gym", "simulation backend: cpu = native task on mujoco.batch, gym = Gymnasium vector envs"
+    )
     num_envs: int = param(8, "number of environments stepped in parallel", low=1)
+    num_threads: int = param(0, "cpu backend: simulation threads (0: one per available core)", low=0)
     vectorization: Literal["sync", "async"] = param(
         "sync", "gym backend: step envs in this process (sync) or in subprocesses (async)"
     )
@@ -55,11 +103,12 @@ class TaskConfig:
         None, "episode length limit (truncation); null keeps the environment's own", low=1
     )
     env_kwargs: dict[str, Any] = param({}, "keyword arguments passed to the environment constructor")
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
 
 @dataclass(frozen=True)
 class PolicyConfig:
-    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the mean MLP")
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the mean MLP", low=1)
     activation: Literal["tanh", "relu", "elu", "silu"] = param("tanh", "hidden activation")
     init_log_std: float = param(0.0, "initial log standard deviation (normalized action units)", low=-5.0, high=2.0)
     ortho_init: bool = param(True, "orthogonal initialization (gain sqrt 2, output layer 0.01)")
@@ -71,7 +120,7 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class ValueConfig:
-    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the value MLP")
+    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the value MLP", low=1)
     activation: Literal["tanh", "relu", "elu", "silu"] = param("tanh", "hidden activation")
     lr: float = param(1e-3, "Adam learning rate of the value function", low=0.0, low_open=True)
     epochs: int = param(10, "passes over the batch when fitting the value function", low=1)
@@ -309,7 +358,10 @@ def _build(cls: type, data: Any, prefix: str, source: str, section_types: dict[s
             kwargs[name] = value
     if section_types and "algo" in section_types and "algo" not in kwargs:
         kwargs["algo"] = section_types["algo"]()
-    return cls(**kwargs)
+    built = cls(**kwargs)
+    for key, problem in getattr(built, "problems", lambda: [])():
+        raise ConfigError(f"{source}: {prefix}{key}: {problem}")
+    return built
 
 
 def _type_name(tp: Any) -> str:
@@ -390,10 +442,7 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         if not isinstance(value, list | tuple) or not value:
             raise fail()
         (item_tp, *_rest) = get_args(tp)
-        items = tuple(_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value))
-        if item_tp is int and any(v < 1 for v in items):
-            raise ConfigError(f"{source}: {key}: every entry must be >= 1, got {list(items)}")
-        return items
+        return tuple(_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
             raise fail()
@@ -414,6 +463,10 @@ def _as_number(value: Any) -> float | None:
 
 
 def _check_range(value: Any, meta: typing.Mapping[str, Any], key: str, source: str) -> None:
+    if isinstance(value, tuple):
+        for i, item in enumerate(value):
+            _check_range(item, meta, f"{key}[{i}]", source)
+        return
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
     low, high = meta.get("low"), meta.get("high")

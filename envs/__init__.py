@@ -17,13 +17,21 @@ from envs.vecenv import VecEnv
 
 def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
     """Build the VecEnv a task config describes (``num_envs`` overrides the config's)."""
+    n = num_envs or task.num_envs
+    if task.backend == "cpu":
+        return make_native(task, n)
+    if task.randomization.enabled:
+        raise TaskError(
+            f"task {task.name or task.id}: task.randomization needs task.backend: cpu (the native tasks); "
+            "the gym backend cannot change the simulation"
+        )
     from envs.gym_adapter import GymVecEnv
 
     check_env_id(task.id)
     try:
         return GymVecEnv(
             task.id,
-            num_envs or task.num_envs,
+            n,
             vectorization=task.vectorization,
             env_kwargs=task.env_kwargs,
             max_episode_steps=task.max_episode_steps,
@@ -32,6 +40,29 @@ def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
         raise
     except (TypeError, ValueError) as exc:
         raise TaskError(f"task {task.name or task.id}: cannot build environment {task.id}: {exc}") from None
+
+
+def make_native(task: TaskConfig, num_envs: int) -> VecEnv:
+    """The ``cpu`` backend: the native version of ``task.id`` on ``mujoco.batch``."""
+    from envs.native import NATIVE_TASKS, NativeVecEnv
+
+    if task.id not in NATIVE_TASKS:
+        raise TaskError(
+            f"task {task.name or task.id}: task.backend cpu has no native version of '{task.id}'; "
+            f"native tasks: {', '.join(NATIVE_TASKS)}; use task.backend: gym for other environments"
+        )
+    if task.env_kwargs:
+        raise TaskError(
+            f"task {task.name or task.id}: task.env_kwargs ({', '.join(task.env_kwargs)}) is only read by "
+            "task.backend: gym; the native tasks use Gymnasium v5's defaults"
+        )
+    return NativeVecEnv(
+        NATIVE_TASKS[task.id],
+        num_envs,
+        randomization=task.randomization,
+        max_episode_steps=task.max_episode_steps,
+        nthread=task.num_threads,
+    )
 
 
 def make_single(task: TaskConfig) -> gymnasium.Env:
@@ -60,4 +91,4 @@ def check_env_id(env_id: str) -> None:
         raise TaskError(f"unknown Gymnasium id '{env_id}'{hint}")
 
 
-__all__ = ["VecEnv", "check_env_id", "make", "make_single"]
+__all__ = ["VecEnv", "check_env_id", "make", "make_native", "make_single"]

@@ -57,7 +57,7 @@ def write(tmp_path, text):
         ("task: {id: Hopper-v5}\ntrain: {normalize_obs: true}\n", r"unknown key 'train.normalize_obs'"),
         ("task: {id: Hopper-v5}\ntask: {num_envs: 0}\n", r"task.num_envs: must be >= 1, got 0"),
         ("task: {id: Hopper-v5}\nvalue: {lr: .nan}\n", r"value.lr: must be a number, got nan \(must be finite\)"),
-        ("task: {id: Hopper-v5}\npolicy: {hidden_sizes: [64, 0]}\n", r"policy.hidden_sizes: every entry must be >= 1"),
+        ("task: {id: Hopper-v5}\npolicy: {hidden_sizes: [64, 0]}\n", r"policy.hidden_sizes\[1\]: must be >= 1, got 0"),
     ],
 )
 def test_bad_config_files_name_the_file_key_and_valid_values(tmp_path, text, message):

@@ -1,0 +1,193 @@
+"""N simulations of one MuJoCo model on ``mujoco.batch.Batch``, fields seen as torch views.
+
+The batch keeps every simulation's integration state in rows of one array and
+steps them on a thread pool in C. :class:`BatchSim` binds the MjData fields a
+task reads once, and wraps each bound numpy array in a torch tensor that shares
+its memory: state fields (qpos, qvel, ctrl, ...) are writable views, derived
+fields (xpos, cinert, ...) read-only views the batch refreshes in place after
+every call. Task code therefore reads and writes [N, ...] float64 tensors and
+never copies, nor loops over simulations.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+
+import mujoco
+import numpy as np
+import torch
+from mujoco import batch as mjbatch
+from torch import Tensor
+
+# The state fields saved for an exact resume: mjSTATE_INTEGRATION without mocap/eq/user data,
+# which the shipped tasks do not use.
+STATE_FIELDS = ("time", "qpos", "qvel", "act", "qacc_warmstart", "ctrl", "qfrc_applied", "xfrc_applied")
+# Warnings after which MuJoCo resets a simulation itself: its state went NaN, infinite or huge.
+UNSTABLE_WARNINGS = (
+    int(mujoco.mjtWarning.mjWARN_BADQPOS),
+    int(mujoco.mjtWarning.mjWARN_BADQVEL),
+    int(mujoco.mjtWarning.mjWARN_BADQACC),
+)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def torch_view(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory (read-only arrays too: we never write those)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "The given NumPy array is not writable"
+        return torch.from_numpy(array)
+
+
+class BatchSim:
+    """``num_envs`` simulations of ``model``; ``sim.<field>`` is a torch view [N, ...] of a bound field.
+
+    ``rne_post`` keeps one MjData per simulation (a persistent batch) so that
+    :meth:`rne_post_constraint` can run ``mj_rnePostConstraint`` on each after
+    a step, as Gymnasium does to fill ``cfrc_ext``.
+    """
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        num_envs: int,
+        fields: Iterable[str] = (),
+        nthread: int = 0,
+        rne_post: bool = False,
+    ) -> None:
+        self.model = model
+        self.num_envs = num_envs
+        self.nthread = nthread or available_cores()
+        self.batch = mjbatch.Batch(model, num_envs, nthread=self.nthread, persistent=rne_post)
+        self.rne_post = rne_post
+        self._arrays: dict[str, np.ndarray] = {}
+        self._views: dict[str, Tensor] = {}
+        for name in ("qpos", "qvel", "ctrl", *fields):
+            self.bind(name)
+        self._warnings = self._unstable_counts()
+        # cfrc_ext as Gymnasium sees it: computed after the step, zero after a reset.
+        self.cfrc_ext_post = torch.zeros((num_envs, model.nbody, 6), dtype=torch.float64)
+        self._scratch = mujoco.MjData(model) if rne_post else None
+
+    def bind(self, name: str) -> Tensor:
+        """The torch view [N, ...] of MjData field ``name`` (bound once, then cached)."""
+        if name not in self._views:
+            self._arrays[name] = self.batch.bind(name)
+            self._views[name] = torch_view(self._arrays[name])
+        return self._views[name]
+
+    def __getattr__(self, name: str) -> Tensor:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        views = self.__dict__.get("_views", {})
+        if name in views:
+            return views[name]
+        raise AttributeError(f"field '{name}' is not bound; add it to the task's fields")
+
+    def expand(self, name: str) -> Tensor:
+        """Per-simulation values of model field ``name``: a writable torch view [N, ...]."""
+        key = f"model.{name}"
+        if key not in self._views:
+            self._arrays[key] = self.batch.expand(name)
+            self._views[key] = torch_view(self._arrays[key])
+        return self._views[key]
+
+    def expanded(self) -> dict[str, Tensor]:
+        """Model fields given per-simulation values so far: name -> view [N, ...]."""
+        return {k.removeprefix("model."): v for k, v in self._views.items() if k.startswith("model.")}
+
+    @staticmethod
+    def _ids(ids: Tensor | None) -> np.ndarray | None:
+        return None if ids is None else ids.detach().cpu().numpy().astype(np.int64)
+
+    def step(self, nstep: int) -> Tensor:
+        """Advance every simulation by ``nstep`` mj_step calls; returns unstable [N] (bool).
+
+        A simulation is unstable if MuJoCo warned that its state went bad (it
+        then resets that simulation itself) or raised an error (the batch then
+        leaves it at its state before the call).
+        """
+        failed = np.zeros(self.num_envs, dtype=bool)
+        try:
+            self.batch.step(nstep=nstep)
+        except mjbatch.SimulationError as exc:
+            failed[np.asarray(exc.ids, dtype=np.int64)] = True
+        counts = self._unstable_counts()
+        failed |= (counts > self._warnings).any(axis=1)
+        self._warnings = counts
+        if self.rne_post:
+            self.rne_post_constraint()
+        return torch.from_numpy(failed)
+
+    def _unstable_counts(self) -> np.ndarray:
+        return np.array(self.batch.warning[:, UNSTABLE_WARNINGS, 1], copy=True)
+
+    def rne_post_constraint(self) -> None:
+        """cfrc_ext [N, nbody, 6] as ``mj_rnePostConstraint`` gives it after ``mj_step``.
+
+        Gymnasium calls it after every step. Inside ``mj_step`` a sensor would
+        compute it at the step's first evaluation, while with the RK4
+        integrator of Ant and Humanoid the MjData left by ``mj_step`` holds the
+        contacts of the last Runge-Kutta stage, which is what Gymnasium reports.
+        ``mujoco.batch`` has no batched call for it, so this is the one loop
+        over simulations: one C call per simulation on its persistent MjData.
+        """
+        scratch, model, out = self._scratch, self.model, self.cfrc_ext_post.numpy()
+        assert scratch is not None
+        for i in range(self.num_envs):
+            self.batch.get_data(i, scratch)
+            mujoco.mj_rnePostConstraint(model, scratch)
+            out[i] = scratch.cfrc_ext
+
+    def reset(self, ids: Tensor | None = None) -> None:
+        """``mj_resetData`` on simulations ``ids`` (all if None); derived fields are computed by :meth:`forward`."""
+        self.batch.reset(self._ids(ids), stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+        rows = slice(None) if ids is None else ids
+        self.cfrc_ext_post[rows] = 0.0
+
+    def forward(self, ids: Tensor | None = None) -> None:
+        """``mj_forward`` on simulations ``ids`` (all if None), as Gymnasium's ``set_state`` does."""
+        self.batch.forward(self._ids(ids))
+
+    def set_const(self, ids: Tensor | None = None) -> None:
+        """``mj_setConst`` after changing masses or other constants' inputs."""
+        self.batch.set_const(self._ids(ids))
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The integration state of every simulation and the per-simulation model fields."""
+        state = {f: np.array(self.batch.bind(f), copy=True) for f in STATE_FIELDS}
+        state |= {f"model.{k}": v.numpy().copy() for k, v in self.expanded().items()}
+        state["cfrc_ext_post"] = self.cfrc_ext_post.numpy().copy()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`get_state`; derived fields are recomputed by ``mj_forward``."""
+        for key, value in state.items():
+            if key.startswith("model."):
+                self.expand(key.removeprefix("model.")).copy_(torch.as_tensor(value))
+            elif key in STATE_FIELDS:
+                self.batch.bind(key)[...] = value
+        if any(k.startswith("model.") for k in state):
+            self.set_const()
+        self.forward()
+        self.cfrc_ext_post.copy_(torch.as_tensor(state["cfrc_ext_post"]))
+        self._warnings = self._unstable_counts()
+
+    def model_of(self, index: int) -> mujoco.MjModel:
+        """Simulation ``index``'s model (with its randomized fields)."""
+        return self.batch.get_model(index) if self.expanded() else self.model
+
+    def data_of(self, index: int) -> mujoco.MjData:
+        """A fresh MjData with simulation ``index``'s state and derived fields (for rendering)."""
+        model = self.model_of(index)
+        data = self.batch.get_data(index)
+        mujoco.mj_forward(model, data)
+        return data

@@ -1,0 +1,183 @@
+"""A native task on the ``cpu`` backend: N simulations in one ``mujoco.batch.Batch``, stepped as one call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mujoco
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import Tensor
+
+from app.config import RandomizationConfig
+from envs.native.batch_sim import BatchSim
+from envs.native.randomization import DomainRandomizer
+from envs.native.task import NativeTask
+from envs.vecenv import VecEnv
+
+
+class NativeVecEnv(VecEnv):
+    """N environments of a :class:`NativeTask` speaking torch; see :class:`VecEnv`.
+
+    obs are ``dtype`` (float32 for training, float64 for parity checks)
+    [N, obs_dim]; actions [N, act_dim] are applied as float64 controls, exactly
+    as Gymnasium applies them. Simulations that go unstable (NaN, infinite or
+    huge state) end their episode as terminated with reward 0, are reset, and
+    are counted in ``unstable_resets``; the observation reported for them is
+    their last finite one.
+    """
+
+    def __init__(
+        self,
+        task_cls: type[NativeTask],
+        num_envs: int,
+        *,
+        randomization: RandomizationConfig | None = None,
+        max_episode_steps: int | None = None,
+        time_limit: bool = True,
+        nthread: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        model = task_cls.load_model()
+        self.task = task_cls(model)
+        self.sim = BatchSim(model, num_envs, fields=task_cls.fields, nthread=nthread, rne_post=task_cls.rne_post)
+        self.num_envs = num_envs
+        self.device = torch.device("cpu")
+        self.dtype = dtype
+        self.dt = self.task.dt
+        self.max_episode_steps = (max_episode_steps or task_cls.max_episode_steps) if time_limit else None
+        self.generator = torch.Generator().manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
+        cfg = randomization or RandomizationConfig()
+        self.randomizer = DomainRandomizer(cfg, self.sim, model.nu) if cfg.enabled else None
+        self.elapsed = torch.zeros(num_envs, dtype=torch.long)
+        self.unstable_resets = 0
+        ctrl_range = np.asarray(model.actuator_ctrlrange, dtype=np.float32)
+        self.action_space = spaces.Box(ctrl_range[:, 0], ctrl_range[:, 1], dtype=np.float32)
+        self._reset_ids(torch.arange(num_envs))
+        obs = self.task.observation(self.sim)
+        self.observation_space = spaces.Box(-np.inf, np.inf, (obs.shape[1],), dtype=np.dtype(str(dtype).split(".")[-1]))
+        self._last_obs = obs.clone()
+
+    # -- episode bookkeeping ---------------------------------------------------
+
+    def _reset_ids(self, ids: Tensor) -> None:
+        """New episodes in simulations ``ids``: mj_resetData, randomize, initial state, mj_forward."""
+        sim = self.sim
+        sim.reset(ids)
+        if self.randomizer is not None:
+            self.randomizer.on_reset(ids, self.generator)
+        qpos, qvel = self.task.initial_state(len(ids), self.generator)
+        sim.qpos[ids] = qpos
+        sim.qvel[ids] = qvel
+        sim.forward(ids)
+        self.elapsed[ids] = 0
+        if not hasattr(self, "_before"):
+            self._before = self.task.pre_step(sim)
+        else:
+            self._before[ids] = self.task.pre_step(sim)[ids]
+
+    def set_initial_state(self, ids: Tensor, qpos: Tensor, qvel: Tensor) -> Tensor:
+        """Start new episodes in ``ids`` from given (qpos [k, nq], qvel [k, nv]), as Gymnasium's ``set_state``.
+
+        Returns obs [N, obs_dim] (rows ``ids`` are the new first observations).
+        """
+        sim = self.sim
+        sim.reset(ids)
+        sim.qpos[ids] = qpos.to(torch.float64)
+        sim.qvel[ids] = qvel.to(torch.float64)
+        sim.forward(ids)
+        self.elapsed[ids] = 0
+        self._before[ids] = self.task.pre_step(sim)[ids]
+        obs = self.task.observation(sim)
+        self._last_obs[ids] = obs[ids]
+        return obs.to(self.dtype)
+
+    def _observe(self, obs: Tensor) -> Tensor:
+        if self.randomizer is not None:
+            obs = self.randomizer.observe(obs, self.generator)
+        return obs.to(self.dtype)
+
+    # -- VecEnv ----------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> Tensor:
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        self._reset_ids(torch.arange(self.num_envs))
+        obs = self.task.observation(self.sim)
+        self._last_obs = obs.clone()
+        return self._observe(obs)
+
+    def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
+        sim, task = self.sim, self.task
+        action = action.detach().to("cpu", torch.float64).reshape(self.num_envs, -1)
+        if self.randomizer is not None:
+            action = self.randomizer.delay(action)
+            self.randomizer.push(self.elapsed, task.push_dofs, self.generator)
+        sim.ctrl.copy_(action)
+        unstable = sim.step(task.frame_skip)
+        self.elapsed += 1
+        obs = task.observation(sim)
+        reward, terminated = task.reward(sim, self._before, action)
+        # A simulation that went bad never reaches the learner: last finite obs, reward 0, episode over.
+        unstable |= ~torch.isfinite(obs).all(dim=1) | ~torch.isfinite(reward)
+        if unstable.any():
+            obs[unstable] = self._last_obs[unstable]
+            reward[unstable] = 0.0
+            terminated = terminated | unstable
+            self.unstable_resets += int(unstable.sum())
+        truncated = (
+            self.elapsed >= self.max_episode_steps
+            if self.max_episode_steps is not None
+            else torch.zeros_like(terminated)
+        )
+        self._before = task.pre_step(sim)
+        info: dict[str, Any] = {"unstable": unstable}
+        done = terminated | truncated
+        if done.any():
+            noisy = self._observe(obs)
+            info["final_obs"] = noisy
+            ids = done.nonzero().squeeze(1)
+            self._reset_ids(ids)
+            obs = task.observation(sim)
+            out = self._observe(obs)
+            out[~done] = noisy[~done]  # one noise draw per step for the rows that go on
+        else:
+            out = self._observe(obs)
+        self._last_obs = obs
+        return out, reward.to(self.dtype), terminated, truncated, info
+
+    def render(
+        self, index: int = 0, camera: str | int | None = None, width: int = 640, height: int = 480
+    ) -> np.ndarray:
+        model, data = self.sim.model_of(index), self.sim.data_of(index)
+        with mujoco.Renderer(model, height=height, width=width) as renderer:
+            renderer.update_scene(data, camera=camera if camera is not None else -1)
+            return renderer.render()
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "sim": self.sim.get_state(),
+            "generator": self.generator.get_state(),
+            "elapsed": self.elapsed.clone(),
+            "before": self._before.clone(),
+            "last_obs": self._last_obs.clone(),
+            "unstable_resets": self.unstable_resets,
+            "randomizer": None if self.randomizer is None else self.randomizer.get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state["elapsed"].shape[0] != self.num_envs:
+            saved = state["elapsed"].shape[0]
+            raise ValueError(f"saved state has {saved} environments, this batch has {self.num_envs}")
+        self.sim.set_state(state["sim"])
+        self.generator.set_state(state["generator"])
+        self.elapsed.copy_(state["elapsed"])
+        self._before = state["before"].clone()
+        self._last_obs = state["last_obs"].clone()
+        self.unstable_resets = int(state["unstable_resets"])
+        if self.randomizer is not None and state.get("randomizer") is not None:
+            self.randomizer.set_state(state["randomizer"])
+
+    def close(self) -> None:
+        pass
