@@ -31,6 +31,7 @@ COLUMNS: dict[str, str] = {
     "value_loss": "value",
     "explained_variance": "value",
     "update_rejected": "health",
+    "unstable_resets": "health",
     "eval_return": "eval",
     "eval_return_std": "eval",
     "eval_length": "eval",

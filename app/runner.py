@@ -145,6 +145,7 @@ class Trainer:
             "episode_return": sum(r for r, _ in self.recent) / len(self.recent) if self.recent else math.nan,
             "episode_length": sum(n for _, n in self.recent) / len(self.recent) if self.recent else math.nan,
             "episodes": len(episodes),
+            "unstable_resets": self.env.unstable_resets,
         }
         return row | metrics
 

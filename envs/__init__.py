@@ -12,7 +12,10 @@ import gymnasium
 
 from app.config import TaskConfig
 from app.errors import TaskError
+from envs.native.gym_env import register_native_tasks
 from envs.vecenv import VecEnv
+
+register_native_tasks()  # policylab/Hopper-v0 ... for other libraries
 
 
 def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:

@@ -28,6 +28,7 @@ class VecEnv(ABC):
     device: torch.device
     dt: float  # control period in seconds
     max_episode_steps: int | None
+    unstable_resets: int = 0  # simulations reset because they went unstable, since construction
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> Tensor:

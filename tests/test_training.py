@@ -71,9 +71,14 @@ def test_trpo_learns_inverted_pendulum(tmp_path):
     assert result["episodes"] == 3 and len(result["returns"]) == 3 and result["mean_return"] >= 950.0
 
 
-def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast):
+@pytest.mark.parametrize("backend", ["cpu", "gym"])
+def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast, backend):
     # Hopper terminates often with a random policy, so resets, truncation and env state all matter.
-    overrides = [o for o in fast if not o.startswith("train.runs_dir")] + ["task.id=Hopper-v5", "train.eval_every=3"]
+    overrides = [o for o in fast if not o.startswith("train.runs_dir")] + [
+        "task.id=Hopper-v5",
+        f"task.backend={backend}",
+        "train.eval_every=3",
+    ]
     whole = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'a'}", "train.total_steps=384"])
     Trainer(whole, new_run_dir(whole)).run()
 

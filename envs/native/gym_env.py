@@ -1,0 +1,121 @@
+"""The native tasks as Gymnasium environments (``policylab/Hopper-v0`` ...), single and vector.
+
+Importing :mod:`envs` registers them, so other libraries can train on them:
+
+    import envs  # registers policylab/*
+    env = gymnasium.make("policylab/Hopper-v0")
+    vec = gymnasium.make_vec("policylab/Hopper-v0", num_envs=64)  # one mujoco.batch for all 64
+
+Observations are float64 like Gymnasium's own MuJoCo envs; the vector env
+autoresets in the same step (``info["final_obs"]``, ``info["_final_obs"]``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.native.tasks import NATIVE_TASKS
+from envs.native.vecenv import NativeVecEnv
+
+NAMESPACE = "policylab"
+
+
+def registered_id(task_id: str) -> str:
+    """``Hopper-v5`` -> ``policylab/Hopper-v0``."""
+    return f"{NAMESPACE}/{task_id.rsplit('-v', 1)[0]}-v0"
+
+
+def _task(task_id: str) -> type:
+    if task_id not in NATIVE_TASKS:
+        raise ValueError(f"unknown native task '{task_id}'; native tasks: {', '.join(NATIVE_TASKS)}")
+    return NATIVE_TASKS[task_id]
+
+
+class NativeGymEnv(gymnasium.Env):
+    """One environment of a native task (a batch of one simulation); episodes end through TimeLimit."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+
+    def __init__(self, task_id: str, render_mode: str | None = None, width: int = 480, height: int = 480) -> None:
+        self.vec = NativeVecEnv(_task(task_id), 1, time_limit=False, nthread=1, dtype=torch.float64)
+        self.observation_space = spaces.Box(-np.inf, np.inf, self.vec.observation_space.shape, dtype=np.float64)
+        self.action_space = self.vec.action_space
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.vec.dt)}
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.width, self.height = width, height
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        obs = self.vec.reset(seed=seed)
+        return obs[0].numpy(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        act = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(1, -1)
+        obs, reward, terminated, _, info = self.vec.step(act)
+        if bool(terminated[0]):  # the batch already began the next episode; report this one's end
+            obs = info["final_obs"]
+        return obs[0].numpy(), float(reward[0]), bool(terminated[0]), False, {}
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array":
+            return None
+        return self.vec.render(0, width=self.width, height=self.height)
+
+
+class NativeGymVectorEnv(VectorEnv):
+    """``num_envs`` environments of a native task in one ``mujoco.batch`` (same-step autoreset)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+
+    def __init__(self, task_id: str, num_envs: int = 1, max_episode_steps: int | None = None) -> None:
+        cls = _task(task_id)
+        self.vec = NativeVecEnv(cls, num_envs, max_episode_steps=max_episode_steps, dtype=torch.float64)
+        self.num_envs = num_envs
+        self.single_observation_space = spaces.Box(-np.inf, np.inf, self.vec.observation_space.shape, dtype=np.float64)
+        self.single_action_space = self.vec.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self.vec.dt)}
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict]:
+        if isinstance(seed, list | tuple):
+            seed = seed[0]
+        super().reset(seed=seed)
+        return self.vec.reset(seed=seed).numpy(), {}
+
+    def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
+        obs, reward, terminated, truncated, info = self.vec.step(torch.as_tensor(np.asarray(actions, np.float64)))
+        out: dict[str, Any] = {}
+        done = (terminated | truncated).numpy()
+        if done.any():
+            final = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(done):  # Gymnasium's format: an object array, None where not done
+                final[i] = info["final_obs"][i].numpy()
+            out = {"final_obs": final, "_final_obs": done}
+        return obs.numpy(), reward.numpy(), terminated.numpy(), truncated.numpy(), out
+
+
+def register_native_tasks() -> None:
+    """Register ``policylab/<Task>-v0`` for every native task (idempotent)."""
+    for task_id, cls in NATIVE_TASKS.items():
+        env_id = registered_id(task_id)
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point=f"{__name__}:NativeGymEnv",
+            vector_entry_point=f"{__name__}:NativeGymVectorEnv",
+            max_episode_steps=cls.max_episode_steps,
+            kwargs={"task_id": task_id},
+        )
