@@ -161,7 +161,10 @@ class TrainConfig:
     steps_per_env: int = param(256, "rollout length per environment per iteration (batch = num_envs x this)", low=1)
     seed: int = param(0, "seed of environments, initialization and sampling", low=0)
     device: Literal["auto", "cpu", "cuda"] = param("auto", "torch device for the networks (auto: where the envs are)")
-    torch_threads: int = param(1, "torch CPU threads (0: torch's default)", low=0)
+    torch_threads: int = param(1, "torch CPU threads while collecting (0: torch's default)", low=0)
+    update_threads: int = param(
+        0, "torch CPU threads for the update, while the simulator is idle (0: one per available core)", low=0
+    )
     eval_every: int = param(10, "deterministic evaluation every N iterations (0: only at the end)", low=0)
     eval_episodes: int = param(5, "episodes per evaluation", low=1)
     checkpoint_every: int = param(10, "write checkpoints/latest.pt every N iterations", low=1)

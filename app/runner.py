@@ -7,6 +7,7 @@ checkpoint, so a resumed run continues exactly as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,13 @@ import envs
 from app.algorithms import Batch, make_algorithm
 from app.algorithms.gae import gae
 from app.checkpoint import code_revision, save_checkpoint
-from app.config import Config, config_to_dict, save_config
+from app.config import Config, TrainConfig, config_to_dict, save_config
 from app.errors import CheckpointError, ConfigError, TrainingDiverged
 from app.evaluate import EVAL_SEED_OFFSET, build_policy, evaluate_policy, evaluation_envs
 from app.logger import RunLogger
 from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
 from envs import VecEnv
+from envs.native.batch_sim import available_cores
 from policies import ValueFunction
 
 RECENT_EPISODES = 20  # window of the logged mean episode return and length
@@ -77,6 +80,17 @@ class GracefulStop:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def update_threads(train: TrainConfig) -> Iterator[None]:
+    """torch uses ``train.update_threads`` threads inside (the simulator is idle then), its collection count after."""
+    collecting = torch.get_num_threads()
+    torch.set_num_threads(train.update_threads or available_cores())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(collecting)
 
 
 class Trainer:
@@ -132,7 +146,8 @@ class Trainer:
         self.recent.extend(episodes)
         collected = time.perf_counter()
         if rollout.is_finite():
-            metrics = self.update(rollout)
+            with update_threads(cfg.train):
+                metrics = self.update(rollout)
         else:
             metrics = {"update_rejected": 1.0, "reason": "non-finite observations or rewards from the environment"}
         done = time.perf_counter()

@@ -3,6 +3,7 @@ gradient, Fisher-vector products and the backtracking line search."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -69,6 +70,58 @@ def fisher_vector_product(
     """
     grad_kl = flat_grad(kl(), params, create_graph=True)
     return flat_grad(grad_kl.dot(v), params).detach() + damping * v
+
+
+class GaussianFisher:
+    """v -> (F + damping I) v for pi = N(mu_theta(s), diag(exp(log_std))^2) at theta = theta_old, in closed form.
+
+    For this policy the Hessian of the mean KL at theta_old is block diagonal:
+    F_mu = (1/B) sum_b J_b^T diag(sigma^-2) J_b with J_b = d mu(s_b) / d theta
+    [act_dim, P_mu], and F_log_std = 2 I. So F v = J^T (sigma^-2 * (J v_mu)) / B
+    (+) 2 v_log_std: one forward-mode pass (J v) and one reverse pass (J^T u),
+    whose graph is built once per update, instead of double backpropagation
+    through the KL at every conjugate-gradient iteration. ``obs`` [B, obs_dim]
+    raw; ``params`` in the policy's order (the mean net's, then log_std).
+    """
+
+    def __init__(self, policy: nn.Module, obs: Tensor, params: Sequence[nn.Parameter], damping: float) -> None:
+        net = policy.mean_net  # type: ignore[attr-defined]
+        names = {id(p): name for name, p in net.named_parameters()}
+        self.mean_names = [names[id(p)] for p in params if id(p) in names]
+        self.shapes = [p.shape for p in params]
+        self.is_log_std = [id(p) == id(policy.log_std) for p in params]  # type: ignore[attr-defined]
+        if sum(self.is_log_std) != 1 or len(self.mean_names) + 1 != len(params):
+            raise ValueError("GaussianFisher needs exactly the mean net's parameters and log_std")
+        with torch.no_grad():
+            norm_obs = policy.normalizer(obs)  # type: ignore[attr-defined]
+            self.inv_var = torch.exp(-2.0 * policy.log_std.detach())  # type: ignore[attr-defined]
+        primals = {n: p.detach() for n, p in net.named_parameters() if n in self.mean_names}
+        self.primals = primals
+
+        def mean(weights: dict[str, Tensor]) -> Tensor:
+            return torch.func.functional_call(net, weights, (norm_obs,))
+
+        self.mean = mean
+        _, self.vjp = torch.func.vjp(mean, primals)
+        self.batch = obs.shape[0]
+        self.damping = damping
+
+    def __call__(self, v: Tensor) -> Tensor:
+        parts = torch.split(v, [math.prod(s) for s in self.shapes])
+        tangents, log_std_part = {}, None
+        names = iter(self.mean_names)
+        for part, shape, is_log_std in zip(parts, self.shapes, self.is_log_std, strict=True):
+            if is_log_std:
+                log_std_part = part
+            else:
+                tangents[next(names)] = part.view(shape)
+        _, jv = torch.func.jvp(self.mean, (self.primals,), (tangents,))  # J v_mu: [B, act_dim]
+        (jtu,) = self.vjp(jv * self.inv_var / self.batch)  # J^T (sigma^-2 J v_mu) / B
+        out = []
+        names = iter(self.mean_names)
+        for is_log_std in self.is_log_std:
+            out.append(2.0 * log_std_part if is_log_std else jtu[next(names)].reshape(-1))  # type: ignore[operator]
+        return torch.cat(out) + self.damping * v
 
 
 @dataclass(frozen=True)

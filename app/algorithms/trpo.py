@@ -12,9 +12,9 @@ from torch import Tensor
 from torch.distributions import Normal
 
 from app.algorithms.numerics import (
+    GaussianFisher,
     backtracking_line_search,
     conjugate_gradient,
-    fisher_vector_product,
     flat_grad,
     flat_params,
     set_flat_params,
@@ -94,18 +94,14 @@ class TRPO:
         metrics["grad_norm"] = g.norm().item()
 
         # Fisher-vector products on an optional random subset of the batch.
-        fvp_obs, fvp_old = batch.obs, old_dist
+        fvp_obs = batch.obs
         if cfg.fvp_subsample < 1.0:
             count = max(1, round(cfg.fvp_subsample * batch.obs.shape[0]))
             device = generator.device if generator is not None else batch.obs.device
             idx = torch.randperm(batch.obs.shape[0], generator=generator, device=device)[:count].to(batch.obs.device)
-            fvp_obs, fvp_old = batch.obs[idx], Normal(old_dist.loc[idx], old_dist.scale[idx])
+            fvp_obs = batch.obs[idx]
 
-        def kl_on_subset() -> Tensor:
-            return mean_kl(fvp_old, policy.distribution(fvp_obs))
-
-        def fvp(v: Tensor) -> Tensor:
-            return fisher_vector_product(kl_on_subset, params, v, cfg.damping)
+        fvp = GaussianFisher(policy, fvp_obs, params, cfg.damping)  # (F + damping I) v in closed form
 
         rejected = {
             "policy_rejected": 1.0,

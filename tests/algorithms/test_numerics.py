@@ -4,6 +4,7 @@ import torch
 from torch.distributions import Normal
 
 from app.algorithms.numerics import (
+    GaussianFisher,
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,
@@ -63,6 +64,20 @@ def test_fisher_vector_product_equals_explicit_kl_hessian():
     torch.testing.assert_close(fvp, hessian @ v, rtol=1e-8, atol=1e-10)
     damped = fisher_vector_product(lambda: mean_kl(old, policy.distribution(obs)), params, v, damping=0.1)
     torch.testing.assert_close(damped, hessian @ v + 0.1 * v, rtol=1e-8, atol=1e-10)
+    # the closed form J^T diag(sigma^-2) J / B (+) 2 I gives the same products
+    closed_form = GaussianFisher(policy, obs, params, damping=0.1)
+    torch.testing.assert_close(closed_form(v), hessian @ v + 0.1 * v, rtol=1e-8, atol=1e-10)
+
+
+def test_gaussian_fisher_by_hand_for_a_linear_mean():
+    # mu(s) = w s (one weight, no bias, s = 1 and 3, unnormalized), sigma = e^0.5: F_w = mean(s^2) / sigma^2
+    # = (1 + 9) / 2 / e, F_log_std = 2. Parameters come log_std first, so F [1, 1] = [2, 5 / e].
+    policy = GaussianPolicy(1, 1, [-1], [1], hidden_sizes=(), init_log_std=0.5, normalize_obs=False).double()
+    policy.mean_net[0].bias.requires_grad_(False)
+    params = [p for p in policy.parameters() if p.requires_grad]
+    obs = torch.tensor([[1.0], [3.0]], dtype=torch.float64)
+    fv = GaussianFisher(policy, obs, params, damping=0.0)(torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(fv, torch.tensor([2.0, 5.0 / torch.e], dtype=torch.float64))
 
 
 def _search_setup():
