@@ -4,6 +4,7 @@
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
 #   make export run=runs/...                  make deploy-sim run=runs/... [episodes=10 latency=0 noise=0]
+#   make bench-speed                          make bench-learn
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -12,7 +13,7 @@ OWN_ARGS := task=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=%
 	overlay=% PYTHON=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
-.PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn clean-venv
+.PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn bench-speed clean-venv
 
 setup: $(VENV)/.installed
 
@@ -67,6 +68,11 @@ lint: setup
 
 bench-learn: setup
 	$(PY) bench/learning.py $(OVERRIDES)
+
+# sb3-contrib (peer (e) of the table) is a benchmark-only extra, installed here and nowhere else.
+bench-speed: setup
+	$(PY) -m pip install --quiet -e ".[bench]"
+	$(PY) bench/speed.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,6 +24,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ["hopper", "walker2d", "halfcheetah", "ant", "swimmer"]
 # Published returns after 1M steps (../shared/ANCHORS.md): RL Zoo benchmark.md (v3, one run,
@@ -41,7 +43,7 @@ def finished_run(out: Path, task: str, seed: int) -> dict | None:
     return None
 
 
-def run_one(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -> dict:
+def run_one(task: str, seed: int, steps: int, out: Path, overrides: list[str], threads: int = 1) -> dict:
     runs_dir = out / "runs" / f"{task}-s{seed}"
     done = finished_run(out, task, seed)
     if done is not None:
@@ -59,6 +61,9 @@ def run_one(task: str, seed: int, steps: int, out: Path, overrides: list[str]) -
         "train.progress=none",
         "train.eval_episodes=10",
         "train.keep_every=0",
+        # the runs share the cores: simulation and update threads split them
+        f"task.num_threads={threads}",
+        f"train.update_threads={threads}",
         *overrides,
     ]
     log = out / "logs" / f"{task}-s{seed}.log"
@@ -124,6 +129,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def backend_of(runs: list[dict]) -> str:
+    """The simulation backend the runs used (task.backend in their config.yaml)."""
+    backends = set()
+    for r in runs:
+        config = Path(r.get("run_dir", "")) / "config.yaml"
+        if config.is_file():
+            backends.add(yaml.safe_load(config.read_text()).get("task", {}).get("backend", "gym"))
+    return ", ".join(sorted(backends)) or "-"
+
+
 def table(results: list[dict], tasks: list[str], seeds: list[int], steps: int, overrides: list[str]) -> str:
     lines = [
         f"TRPO, {steps:,} env steps, seeds {', '.join(map(str, seeds))} (per seed: the runs that finished); "
@@ -135,8 +150,9 @@ def table(results: list[dict], tasks: list[str], seeds: list[int], steps: int, o
         lines.append(f"Overrides: `{' '.join(overrides)}`")
     lines += [
         "",
-        "| task | policylab median | per seed | RL Zoo TRPO | sb3-contrib TRPO | env-steps/s | wall time / run |",
-        "|---|---|---|---|---|---|---|",
+        "| task | backend | policylab median | per seed | RL Zoo TRPO | sb3-contrib TRPO | env-steps/s "
+        "| wall time / run |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for task in tasks:
         runs = [r for r in results if r.get("task") == task and not r.get("failed")]
@@ -147,7 +163,8 @@ def table(results: list[dict], tasks: list[str], seeds: list[int], steps: int, o
         sps = statistics.median(r["steps_per_s"] for r in runs) if runs else float("nan")
         wall = statistics.median(r["wall_time"] for r in runs) / 60 if runs else float("nan")
         lines.append(
-            f"| {task} | {median} | {per_seed} | {ZOO_TRPO.get(task, '-')} | {SB3_CONTRIB_TRPO.get(task, '-')} "
+            f"| {task} | {backend_of(runs)} | {median} | {per_seed} | {ZOO_TRPO.get(task, '-')} "
+            f"| {SB3_CONTRIB_TRPO.get(task, '-')} "
             f"| {sps:,.0f} | {wall:.1f} min |"
         )
     return "\n".join(lines) + "\n"
@@ -172,7 +189,8 @@ def main() -> int:
         results = [r for r in (finished_run(args.out, t, s) for t, s in jobs) if r is not None]
     else:
         with ThreadPoolExecutor(args.workers) as pool:
-            futures = [pool.submit(run_one, t, s, steps, args.out, args.overrides) for t, s in jobs]
+            threads = max(1, (os.cpu_count() or 1) // args.workers)
+            futures = [pool.submit(run_one, t, s, steps, args.out, args.overrides, threads) for t, s in jobs]
             for (task, seed), fut in zip(jobs, futures, strict=True):
                 res = fut.result()
                 results.append(res)

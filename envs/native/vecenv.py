@@ -54,6 +54,8 @@ class NativeVecEnv(VecEnv):
         self.unstable_resets = 0
         ctrl_range = np.asarray(model.actuator_ctrlrange, dtype=np.float32)
         self.action_space = spaces.Box(ctrl_range[:, 0], ctrl_range[:, 1], dtype=np.float32)
+        self.sim.forward()
+        self._before = self.task.pre_step(self.sim)  # [N, k]: what the reward needs from before a step
         self._reset_ids(torch.arange(num_envs))
         obs = self.task.observation(self.sim)
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs.shape[1],), dtype=np.dtype(str(dtype).split(".")[-1]))
@@ -72,10 +74,7 @@ class NativeVecEnv(VecEnv):
         sim.qvel[ids] = qvel
         sim.forward(ids)
         self.elapsed[ids] = 0
-        if not hasattr(self, "_before"):
-            self._before = self.task.pre_step(sim)
-        else:
-            self._before[ids] = self.task.pre_step(sim)[ids]
+        self._before[ids] = self.task.pre_step(sim)[ids]
 
     def set_initial_state(self, ids: Tensor, qpos: Tensor, qvel: Tensor) -> Tensor:
         """Start new episodes in ``ids`` from given (qpos [k, nq], qvel [k, nv]), as Gymnasium's ``set_state``.
