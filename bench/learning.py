@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
+from machine import cpu_name  # bench/machine.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = ["hopper", "walker2d", "halfcheetah", "ant", "swimmer"]
@@ -116,17 +117,6 @@ def plot(out: Path, tasks: list[str], seeds: list[int]) -> Path:
     path = out / "learning.png"
     fig.savefig(path, dpi=110)
     return path
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo where there is one, else the architecture."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def backend_of(runs: list[dict]) -> str:

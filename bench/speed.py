@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from machine import cpu_name  # noqa: E402  (bench/machine.py: this script's folder is on sys.path)
+
 GYM_IDS = {"humanoid": "Humanoid-v5", "hopper": "Hopper-v5"}
 BARE_MODELS = {"Humanoid-v5": ("humanoid.xml", 5), "Hopper-v5": ("hopper.xml", 4)}  # v5's MJCF and frame skip
 # (qpos index of the root height, healthy range): where v5 ends an episode because the robot fell
@@ -197,16 +199,6 @@ def median_of(runs: list[dict]) -> dict:
         "peak_mb": max(r["peak_mb"] for r in ok),
         "rounds": [r["steps_per_s"] for r in ok],
     }
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def table(results: list[dict], tasks: list[str], n: int) -> str:

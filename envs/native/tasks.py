@@ -7,6 +7,7 @@ Gymnasium step by step.
 
 from __future__ import annotations
 
+import mujoco
 import torch
 from torch import Tensor
 
@@ -61,44 +62,47 @@ class Walker2d(PlanarWalker):
     healthy_angle = (-1.0, 1.0)
 
 
-class HalfCheetah(NativeTask):
-    """reward = forward_velocity - 0.1 |a|^2; never terminates."""
+class Runner(NativeTask):
+    """HalfCheetah and Swimmer: reward = forward_velocity - ctrl_weight |a|^2; never terminates.
 
+    obs = [qpos[qpos_skip:], qvel]; reset: qpos + U(-s, s), qvel + U(-s, s) or s N(0, 1).
+    """
+
+    max_episode_steps = 1000
+    push_dofs = (0, 1)
+    qpos_skip: int
+    ctrl_weight: float
+    noise_scale = 0.1
+    qvel_normal: bool
+
+    def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        return self.uniform_noise_state(n, generator, self.noise_scale, qvel_normal=self.qvel_normal)
+
+    def observation(self, sim: BatchSim) -> Tensor:
+        return torch.cat([sim.qpos[:, self.qpos_skip :], sim.qvel], dim=1)
+
+    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        x_velocity = (sim.qpos[:, 0] - before[:, 0]) / self.dt
+        reward = x_velocity - control_cost(self.ctrl_weight, action)
+        return reward, torch.zeros_like(x_velocity, dtype=torch.bool)
+
+
+class HalfCheetah(Runner):
     gym_id = "HalfCheetah-v5"
     xml_file = "half_cheetah.xml"
     frame_skip = 5
-    max_episode_steps = 1000
-    push_dofs = (0, 1)
-
-    def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        return self.uniform_noise_state(n, generator, 0.1, qvel_normal=True)
-
-    def observation(self, sim: BatchSim) -> Tensor:
-        return torch.cat([sim.qpos[:, 1:], sim.qvel], dim=1)
-
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        x_velocity = (sim.qpos[:, 0] - before[:, 0]) / self.dt
-        return x_velocity - control_cost(0.1, action), torch.zeros_like(x_velocity, dtype=torch.bool)
+    qpos_skip = 1
+    ctrl_weight = 0.1
+    qvel_normal = True
 
 
-class Swimmer(NativeTask):
-    """reward = forward_velocity - 1e-4 |a|^2; never terminates."""
-
+class Swimmer(Runner):
     gym_id = "Swimmer-v5"
     xml_file = "swimmer.xml"
     frame_skip = 4
-    max_episode_steps = 1000
-    push_dofs = (0, 1)
-
-    def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
-        return self.uniform_noise_state(n, generator, 0.1)
-
-    def observation(self, sim: BatchSim) -> Tensor:
-        return torch.cat([sim.qpos[:, 2:], sim.qvel], dim=1)
-
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        x_velocity = (sim.qpos[:, 0] - before[:, 0]) / self.dt
-        return x_velocity - control_cost(1e-4, action), torch.zeros_like(x_velocity, dtype=torch.bool)
+    qpos_skip = 2
+    ctrl_weight = 1e-4
+    qvel_normal = False
 
 
 class Ant(NativeTask):
@@ -246,7 +250,7 @@ class Reacher(NativeTask):
     fields = ("xpos",)
     push_dofs = (0, 1)  # the two arm joints
 
-    def __init__(self, model):  # type: ignore[no-untyped-def]
+    def __init__(self, model: mujoco.MjModel) -> None:
         super().__init__(model)
         self.fingertip, self.target = self.body_id("fingertip"), self.body_id("target")
 
@@ -284,7 +288,7 @@ class Pusher(NativeTask):
     fields = ("xpos",)
     push_dofs = (0, 1, 2, 3, 4, 5, 6)  # the arm joints
 
-    def __init__(self, model):  # type: ignore[no-untyped-def]
+    def __init__(self, model: mujoco.MjModel) -> None:
         super().__init__(model)
         self.tips_arm, self.object, self.goal = self.body_id("tips_arm"), self.body_id("object"), self.body_id("goal")
 
