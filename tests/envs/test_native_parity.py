@@ -48,12 +48,13 @@ def test_native_task_matches_gymnasium_v5(task_id: str) -> None:
         close(load_gym_state(ours, i, env), obs, f"{task_id} reset obs")
     rng = np.random.default_rng(0)
     space = theirs[0].action_space
-    episodes_ended = 0
+    episodes_ended, largest_contact_force = 0, 0.0
     for t in range(STEPS):
         actions = rng.uniform(space.low, space.high, size=(N, *space.shape))
         obs, reward, terminated, truncated, info = ours.step(torch.from_numpy(actions))
         for i, env in enumerate(theirs):
             g_obs, g_reward, g_term, g_trunc, _ = env.step(actions[i])
+            largest_contact_force = max(largest_contact_force, float(np.abs(env.unwrapped.data.cfrc_ext).max()))
             done = bool(terminated[i] or truncated[i])
             where = f"{task_id} env {i} step {t}"
             close(info["final_obs"][i] if done else obs[i], g_obs, f"{where}: observation")
@@ -66,3 +67,5 @@ def test_native_task_matches_gymnasium_v5(task_id: str) -> None:
                 close(load_gym_state(ours, i, env), g_obs, f"{where}: reset obs")
     assert not bool(info["unstable"].any()) and ours.unstable_resets == 0
     assert episodes_ended > 0  # every task ends an episode within 300 steps (termination or truncation)
+    if NATIVE_TASKS[task_id].rne_post:  # the contact forces were exercised, not zero throughout
+        assert largest_contact_force > 1.0
