@@ -59,7 +59,9 @@ class RandomizationConfig:
     obs_noise_std: float = param(0.0, "std of Gaussian noise added to every observation entry", low=0.0)
     push_every: int = param(0, "push each environment every N control steps (0: never)", low=0)
     push_velocity: float = param(
-        0.0, "a push adds U(-v, v) to each of the root's translational velocities (m/s)", low=0.0
+        0.0,
+        "a push adds U(-v, v) to each pushed velocity: the root's translation (m/s); Reacher/Pusher: the arm joints",
+        low=0.0,
     )
 
     def problems(self) -> list[tuple[str, str]]:
