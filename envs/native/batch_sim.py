@@ -152,6 +152,7 @@ class BatchSim:
         self.batch.reset(self._ids(ids), stage=int(mujoco.mjtStage.mjSTAGE_NONE))
         rows = slice(None) if ids is None else ids
         self.cfrc_ext_post[rows] = 0.0
+        self._warnings = self._unstable_counts()  # mj_resetData clears the reset simulations' counters
 
     def forward(self, ids: Tensor | None = None) -> None:
         """``mj_forward`` on simulations ``ids`` (all if None), as Gymnasium's ``set_state`` does."""

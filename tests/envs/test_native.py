@@ -129,6 +129,10 @@ def test_an_unstable_simulation_is_reset_and_counted_without_touching_the_others
         assert torch.equal(obs[i], twin_obs[i]) and reward[i] == twin_reward[i]
     obs, *_ = env.step(action)
     assert torch.isfinite(obs).all() and env.unstable_resets == 1
+    for count in (2, 3):  # the same simulation again, right after its reset: counted each time
+        env.sim.qvel[1] = 1e12
+        _, _, terminated, _, info = env.step(action)
+        assert info["unstable"].tolist() == [False, True, False] and env.unstable_resets == count
 
 
 @pytest.mark.parametrize(
