@@ -58,7 +58,9 @@ class NativeVecEnv(VecEnv):
         self._before = self.task.pre_step(self.sim)  # [N, k]: what the reward needs from before a step
         self._reset_ids(torch.arange(num_envs))
         obs = self.task.observation(self.sim)
-        self.observation_space = spaces.Box(-np.inf, np.inf, (obs.shape[1],), dtype=np.dtype(str(dtype).split(".")[-1]))
+        self.observation_space = spaces.Box(
+            -np.inf, np.inf, (obs.shape[1],), dtype=torch.empty(0, dtype=dtype).numpy().dtype
+        )
         self._last_obs = obs.clone()
 
     # -- episode bookkeeping ---------------------------------------------------
