@@ -68,8 +68,7 @@ class BatchSim:
         self.nthread = nthread or available_cores()
         self.batch = mjbatch.Batch(model, num_envs, nthread=self.nthread, persistent=rne_post)
         self.rne_post = rne_post
-        self._arrays: dict[str, np.ndarray] = {}
-        self._views: dict[str, Tensor] = {}
+        self._views: dict[str, Tensor] = {}  # "qpos" ... for MjData fields, "model.<name>" for expanded ones
         for name in ("qpos", "qvel", "ctrl", *fields):
             self.bind(name)
         self._warnings = self._unstable_counts()
@@ -80,8 +79,7 @@ class BatchSim:
     def bind(self, name: str) -> Tensor:
         """The torch view [N, ...] of MjData field ``name`` (bound once, then cached)."""
         if name not in self._views:
-            self._arrays[name] = self.batch.bind(name)
-            self._views[name] = torch_view(self._arrays[name])
+            self._views[name] = torch_view(self.batch.bind(name))  # the tensor keeps the array alive
         return self._views[name]
 
     def __getattr__(self, name: str) -> Tensor:
@@ -96,8 +94,7 @@ class BatchSim:
         """Per-simulation values of model field ``name``: a writable torch view [N, ...]."""
         key = f"model.{name}"
         if key not in self._views:
-            self._arrays[key] = self.batch.expand(name)
-            self._views[key] = torch_view(self._arrays[key])
+            self._views[key] = torch_view(self.batch.expand(name))
         return self._views[key]
 
     def expanded(self) -> dict[str, Tensor]:

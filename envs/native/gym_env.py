@@ -17,7 +17,6 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 import torch
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
@@ -45,7 +44,7 @@ class NativeGymEnv(gymnasium.Env):
 
     def __init__(self, task_id: str, render_mode: str | None = None, width: int = 480, height: int = 480) -> None:
         self.vec = NativeVecEnv(_task(task_id), 1, time_limit=False, nthread=1, dtype=torch.float64)
-        self.observation_space = spaces.Box(-np.inf, np.inf, self.vec.observation_space.shape, dtype=np.float64)
+        self.observation_space = self.vec.observation_space  # unbounded, float64 like Gymnasium's
         self.action_space = self.vec.action_space
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.vec.dt)}
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -80,7 +79,7 @@ class NativeGymVectorEnv(VectorEnv):
         cls = _task(task_id)
         self.vec = NativeVecEnv(cls, num_envs, max_episode_steps=max_episode_steps, dtype=torch.float64)
         self.num_envs = num_envs
-        self.single_observation_space = spaces.Box(-np.inf, np.inf, self.vec.observation_space.shape, dtype=np.float64)
+        self.single_observation_space = self.vec.observation_space
         self.single_action_space = self.vec.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)

@@ -67,13 +67,16 @@ class NativeVecEnv(VecEnv):
 
     def _reset_ids(self, ids: Tensor) -> None:
         """New episodes in simulations ``ids``: mj_resetData, randomize, initial state, mj_forward."""
-        sim = self.sim
-        sim.reset(ids)
+        self.sim.reset(ids)
         if self.randomizer is not None:
             self.randomizer.on_reset(ids, self.generator)
-        qpos, qvel = self.task.initial_state(len(ids), self.generator)
-        sim.qpos[ids] = qpos
-        sim.qvel[ids] = qvel
+        self._start_episodes(ids, *self.task.initial_state(len(ids), self.generator))
+
+    def _start_episodes(self, ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
+        """Write initial states into the (just reset) simulations ``ids`` and ``mj_forward`` them."""
+        sim = self.sim
+        sim.qpos[ids] = qpos.to(torch.float64)
+        sim.qvel[ids] = qvel.to(torch.float64)
         sim.forward(ids)
         self.elapsed[ids] = 0
         self._before[ids] = self.task.pre_step(sim)[ids]
@@ -83,14 +86,9 @@ class NativeVecEnv(VecEnv):
 
         Returns obs [N, obs_dim] (rows ``ids`` are the new first observations).
         """
-        sim = self.sim
-        sim.reset(ids)
-        sim.qpos[ids] = qpos.to(torch.float64)
-        sim.qvel[ids] = qvel.to(torch.float64)
-        sim.forward(ids)
-        self.elapsed[ids] = 0
-        self._before[ids] = self.task.pre_step(sim)[ids]
-        obs = self.task.observation(sim)
+        self.sim.reset(ids)
+        self._start_episodes(ids, qpos, qvel)
+        obs = self.task.observation(self.sim)
         self._last_obs[ids] = obs[ids]
         return obs.to(self.dtype)
 
