@@ -72,16 +72,75 @@ def fisher_vector_product(
     return flat_grad(grad_kl.dot(v), params).detach() + damping * v
 
 
+class LinearizedMLP:
+    """Products with J = d net(x) / d theta, the Jacobian of a Linear-activation-...-Linear net at fixed x [B, in].
+
+    One forward pass keeps each Linear layer's input h_l [B, n_l] and, after it, the
+    elementwise activation's derivative D_l = act'(z_l) [B, n_{l+1}] (z_l = h_l W_l^T + b_l). Then
+
+        J v:    dz_l = h_l dW_l^T + db_l + dh_l W_l^T,  dh_{l+1} = D_l * dz_l,  dh_0 = 0,  J v = dz_last
+        J^T u:  g_last = u;  dW_l = g_l^T h_l,  db_l = sum_b g_l,  g_{l-1} = (g_l W_l) * D_{l-1}
+
+    so neither recomputes the forward pass. Tangents and gradients are dicts keyed by the
+    net's parameter names (``"0.weight"``, ...); a name missing from the tangents is a zero tangent.
+    """
+
+    def __init__(self, net: nn.Sequential, x: Tensor) -> None:
+        modules = list(net)
+        linear_at = [i for i, m in enumerate(modules) if isinstance(m, nn.Linear)]
+        if not linear_at or linear_at != list(range(0, len(modules), 2)) or len(modules) % 2 == 0:
+            raise ValueError("LinearizedMLP needs a Sequential of Linear, activation, ..., Linear")
+        self.layers: list[tuple[str, nn.Linear, Tensor, Tensor | None]] = []  # (name, layer, h_l, D_l)
+        h = x
+        with torch.no_grad():
+            for i in linear_at:
+                layer, z = modules[i], modules[i](h)
+                derivative = None
+                if i + 1 < len(modules):
+                    activation = modules[i + 1]
+                    _, derivative = torch.func.jvp(activation, (z,), (torch.ones_like(z),))  # act'(z), elementwise
+                    self.layers.append((str(i), layer, h, derivative))
+                    h = activation(z)
+                else:
+                    self.layers.append((str(i), layer, h, None))
+
+    def jvp(self, tangents: dict[str, Tensor]) -> Tensor:
+        """J v [B, out] for the parameter tangents v."""
+        dh: Tensor | None = None
+        for name, layer, h, derivative in self.layers:
+            d_weight, d_bias = tangents.get(f"{name}.weight"), tangents.get(f"{name}.bias")
+            dz = h.new_zeros(h.shape[0], layer.out_features) if d_bias is None else d_bias.expand(h.shape[0], -1)
+            if d_weight is not None:
+                dz = torch.addmm(dz, h, d_weight.t())
+            if dh is not None:
+                dz = torch.addmm(dz, dh, layer.weight.detach().t())
+            dh = dz if derivative is None else derivative * dz
+        assert dh is not None
+        return dh
+
+    def vjp(self, u: Tensor) -> dict[str, Tensor]:
+        """J^T u for u [B, out]: the gradient of sum(u * net(x)) by parameter name."""
+        grads: dict[str, Tensor] = {}
+        g = u
+        for k in range(len(self.layers) - 1, -1, -1):
+            name, layer, h, _ = self.layers[k]
+            grads[f"{name}.weight"] = g.t() @ h
+            grads[f"{name}.bias"] = g.sum(dim=0)
+            if k > 0:
+                g = (g @ layer.weight.detach()) * self.layers[k - 1][3]
+        return grads
+
+
 class GaussianFisher:
     """v -> (F + damping I) v for pi = N(mu_theta(s), diag(exp(log_std))^2) at theta = theta_old, in closed form.
 
     For this policy the Hessian of the mean KL at theta_old is block diagonal:
     F_mu = (1/B) sum_b J_b^T diag(sigma^-2) J_b with J_b = d mu(s_b) / d theta
     [act_dim, P_mu], and F_log_std = 2 I. So F v = J^T (sigma^-2 * (J v_mu)) / B
-    (+) 2 v_log_std: one forward-mode pass (J v) and one reverse pass (J^T u),
-    whose graph is built once per update, instead of double backpropagation
-    through the KL at every conjugate-gradient iteration. ``obs`` [B, obs_dim]
-    raw; ``params`` in the policy's order (the mean net's, then log_std).
+    (+) 2 v_log_std: one forward-mode and one reverse product through the mean
+    MLP linearized once per update (:class:`LinearizedMLP`), instead of double
+    backpropagation through the KL at every conjugate-gradient iteration.
+    ``obs`` [B, obs_dim] raw; ``params`` in the policy's order (the mean net's, then log_std).
     """
 
     def __init__(self, policy: nn.Module, obs: Tensor, params: Sequence[nn.Parameter], damping: float) -> None:
@@ -95,14 +154,7 @@ class GaussianFisher:
         with torch.no_grad():
             norm_obs = policy.normalizer(obs)  # type: ignore[attr-defined]
             self.inv_var = torch.exp(-2.0 * policy.log_std.detach())  # type: ignore[attr-defined]
-        primals = {n: p.detach() for n, p in net.named_parameters() if n in self.mean_names}
-        self.primals = primals
-
-        def mean(weights: dict[str, Tensor]) -> Tensor:
-            return torch.func.functional_call(net, weights, (norm_obs,))
-
-        self.mean = mean
-        _, self.vjp = torch.func.vjp(mean, primals)
+        self.mean = LinearizedMLP(net, norm_obs)
         self.batch = obs.shape[0]
         self.damping = damping
 
@@ -115,8 +167,8 @@ class GaussianFisher:
                 log_std_part = part
             else:
                 tangents[next(names)] = part.view(shape)
-        _, jv = torch.func.jvp(self.mean, (self.primals,), (tangents,))  # J v_mu: [B, act_dim]
-        (jtu,) = self.vjp(jv * self.inv_var / self.batch)  # J^T (sigma^-2 J v_mu) / B
+        jv = self.mean.jvp(tangents)  # J v_mu: [B, act_dim]
+        jtu = self.mean.vjp(jv * self.inv_var / self.batch)  # J^T (sigma^-2 J v_mu) / B
         out = []
         names = iter(self.mean_names)
         for is_log_std in self.is_log_std:

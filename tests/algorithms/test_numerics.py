@@ -1,10 +1,12 @@
 """Conjugate gradient, Fisher-vector products and the TRPO line search."""
 
+import pytest
 import torch
 from torch.distributions import Normal
 
 from app.algorithms.numerics import (
     GaussianFisher,
+    LinearizedMLP,
     backtracking_line_search,
     conjugate_gradient,
     fisher_vector_product,
@@ -67,6 +69,22 @@ def test_fisher_vector_product_equals_explicit_kl_hessian():
     # the closed form J^T diag(sigma^-2) J / B (+) 2 I gives the same products
     closed_form = GaussianFisher(policy, obs, params, damping=0.1)
     torch.testing.assert_close(closed_form(v), hessian @ v + 0.1 * v, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu", "elu", "silu"])
+def test_gaussian_fisher_equals_the_kl_hessian_for_each_activation_and_frozen_parameters(activation):
+    torch.manual_seed(1)
+    policy = GaussianPolicy(3, 2, [-1, -1], [1, 1], hidden_sizes=(5, 4), activation=activation).double()
+    policy.normalizer.update(torch.randn(50, 3, dtype=torch.float64) * 2 + 1)
+    policy.mean_net[2].weight.requires_grad_(False)  # a frozen middle layer: no tangent, no gradient
+    params = [p for p in policy.parameters() if p.requires_grad]
+    obs = torch.randn(32, 3, dtype=torch.float64)
+    with torch.no_grad():
+        old = policy.distribution(obs)
+        old = Normal(old.loc.clone(), old.scale.clone())
+    v = torch.randn(sum(p.numel() for p in params), dtype=torch.float64)
+    reference = fisher_vector_product(lambda: mean_kl(old, policy.distribution(obs)), params, v, damping=0.1)
+    torch.testing.assert_close(GaussianFisher(policy, obs, params, damping=0.1)(v), reference, rtol=1e-8, atol=1e-10)
 
 
 def test_gaussian_fisher_by_hand_for_a_linear_mean():
@@ -140,3 +158,8 @@ def test_line_search_accepts_the_first_step_that_satisfies_both_conditions():
     result = backtracking_line_search(params, torch.zeros_like(flat_params(params)), evaluate, 0.0, 0.05, 0.8, 10)
     assert result.accepted and result.tries == 3
     assert abs(result.step_fraction - 0.64) < 1e-12
+
+
+def test_linearized_mlp_refuses_a_net_that_is_not_linear_activation_linear():
+    with pytest.raises(ValueError, match="Sequential of Linear, activation"):
+        LinearizedMLP(torch.nn.Sequential(torch.nn.Tanh(), torch.nn.Linear(2, 2)), torch.zeros(1, 2))
