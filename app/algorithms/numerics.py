@@ -88,7 +88,7 @@ class LinearizedMLP:
     def __init__(self, net: nn.Sequential, x: Tensor) -> None:
         modules = list(net)
         linear_at = [i for i, m in enumerate(modules) if isinstance(m, nn.Linear)]
-        if not linear_at or linear_at != list(range(0, len(modules), 2)) or len(modules) % 2 == 0:
+        if linear_at != list(range(0, len(modules), 2)) or len(modules) % 2 == 0:
             raise ValueError("LinearizedMLP needs a Sequential of Linear, activation, ..., Linear")
         self.layers: list[tuple[str, nn.Linear, Tensor, Tensor | None]] = []  # (name, layer, h_l, D_l)
         h = x
@@ -96,13 +96,11 @@ class LinearizedMLP:
             for i in linear_at:
                 layer, z = modules[i], modules[i](h)
                 derivative = None
-                if i + 1 < len(modules):
-                    activation = modules[i + 1]
-                    _, derivative = torch.func.jvp(activation, (z,), (torch.ones_like(z),))  # act'(z), elementwise
-                    self.layers.append((str(i), layer, h, derivative))
-                    h = activation(z)
-                else:
-                    self.layers.append((str(i), layer, h, None))
+                if i + 1 < len(modules):  # an activation follows: D_l = act'(z_l), elementwise
+                    _, derivative = torch.func.jvp(modules[i + 1], (z,), (torch.ones_like(z),))
+                self.layers.append((str(i), layer, h, derivative))
+                if derivative is not None:
+                    h = modules[i + 1](z)
 
     def jvp(self, tangents: dict[str, Tensor]) -> Tensor:
         """J v [B, out] for the parameter tangents v."""
