@@ -54,8 +54,8 @@ class NativeVecEnv(VecEnv):
         self.unstable_resets = 0
         ctrl_range = np.asarray(model.actuator_ctrlrange, dtype=np.float32)
         self.action_space = spaces.Box(ctrl_range[:, 0], ctrl_range[:, 1], dtype=np.float32)
-        self.sim.forward()
-        self._before = self.task.pre_step(self.sim)  # [N, k]: what the reward needs from before a step
+        # [N, k]: what the reward needs from before a step; every row is set by the reset just below
+        self._before = self.task.pre_step(self.sim)
         self._reset_ids(torch.arange(num_envs))
         obs = self.task.observation(self.sim)
         self.observation_space = spaces.Box(
