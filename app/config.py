@@ -22,6 +22,8 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 import yaml
 
 from app.errors import ConfigError, TaskError
+from envs import is_env_id
+from envs.config import RandomizationConfig, TaskConfig  # noqa: F401 (the task section, owned by envs)
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -40,72 +42,6 @@ def param(
     if isinstance(default, dict):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
-
-
-@dataclass(frozen=True)
-class RandomizationConfig:
-    """Domain randomization of the native (cpu) backend, sampled per environment at every reset.
-
-    Scale ranges are [low, high] multipliers of the model's own values; [1, 1] leaves them alone.
-    """
-
-    mass_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of each body's mass multiplier")
-    friction_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of the geoms' friction multiplier")
-    gain_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of the actuators' gain multiplier")
-    damping_scale: tuple[float, ...] = param((1.0, 1.0), "range [low, high] of the joints' damping multiplier")
-    latency_steps: tuple[int, ...] = param(
-        (0, 0), "range [low, high] of the action latency in control steps (the action applied is k steps old)"
-    )
-    obs_noise_std: float = param(0.0, "std of Gaussian noise added to every observation entry", low=0.0)
-    push_every: int = param(0, "push each environment every N control steps (0: never)", low=0)
-    push_velocity: float = param(
-        0.0,
-        "a push adds U(-v, v) to each pushed velocity: the root's translation (m/s); Reacher/Pusher: the arm joints",
-        low=0.0,
-    )
-
-    def problems(self) -> list[tuple[str, str]]:
-        """(key, what is wrong) for every range that is not [low, high] with 0 <= low <= high."""
-        out = []
-        for name in ("mass_scale", "friction_scale", "gain_scale", "damping_scale", "latency_steps"):
-            value = getattr(self, name)
-            if len(value) != 2:
-                out.append((name, f"must be a range [low, high], got {list(value)}"))
-            elif value[0] < 0:
-                out.append((name, f"must not be negative, got {list(value)}"))
-            elif value[0] > value[1]:
-                out.append((name, f"low must not be above high, got {list(value)}"))
-        return out
-
-    @property
-    def enabled(self) -> bool:
-        """Whether anything is randomized (False: the simulation is exactly the unrandomized task)."""
-        scales = (self.mass_scale, self.friction_scale, self.gain_scale, self.damping_scale)
-        return (
-            any(tuple(s) != (1.0, 1.0) for s in scales)
-            or tuple(self.latency_steps) != (0, 0)
-            or self.obs_noise_std > 0
-            or (self.push_every > 0 and self.push_velocity > 0)
-        )
-
-
-@dataclass(frozen=True)
-class TaskConfig:
-    name: str = param("", "task name, used for the run directory (defaults to the config file name)")
-    id: str = param("", "Gymnasium id (Hopper-v5) or dm_control suite task (dmc:walker-walk)")
-    backend: Literal["gym", "cpu"] = param(
-        "gym", "simulation backend: cpu = native task on mujoco.batch, gym = Gymnasium vector envs"
-    )
-    num_envs: int = param(8, "number of environments stepped in parallel", low=1)
-    num_threads: int = param(0, "cpu backend: simulation threads (0: one per available core)", low=0)
-    vectorization: Literal["sync", "async"] = param(
-        "sync", "gym backend: step envs in this process (sync) or in subprocesses (async)"
-    )
-    max_episode_steps: int | None = param(
-        None, "episode length limit (truncation); null keeps the environment's own", low=1
-    )
-    env_kwargs: dict[str, Any] = param({}, "keyword arguments passed to the environment constructor")
-    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
 
 
 @dataclass(frozen=True)
@@ -201,14 +137,6 @@ def available_tasks(configs_dir: Path = CONFIGS_DIR) -> list[str]:
     return sorted(p.stem for p in configs_dir.glob("*.yaml"))
 
 
-def _is_environment_id(task: str) -> bool:
-    if task.startswith("dmc:"):
-        return True
-    import gymnasium
-
-    return task in gymnasium.registry
-
-
 def unknown_task_error(task: str, configs_dir: Path = CONFIGS_DIR) -> TaskError:
     tasks = available_tasks(configs_dir)
     close = difflib.get_close_matches(task.lower(), tasks, n=1, cutoff=0.3)
@@ -229,7 +157,7 @@ def load_config(task: str, overrides: typing.Sequence[str] = (), configs_dir: Pa
     if path.is_file():
         data = read_yaml(path)
         source = str(path)
-    elif _is_environment_id(task):
+    elif is_env_id(task):
         data = {"task": {"id": task}}
         source = f"task {task}"
     else:

@@ -5,8 +5,8 @@
 Run as a script in its own process (``make deploy-sim`` does this). It never
 imports torch, ``app/`` or ``policies/``: the policy is ``policy.onnx`` under
 onnxruntime, and observations are rebuilt from the simulator's state by a small
-numpy builder driven only by ``policy.json`` (``envs/obs_layout.py``, loaded
-by file path). For Gymnasium tasks the task's own v5 env is the simulator; it
+numpy builder driven only by ``policy.json`` (``envs/obs_layout.py``; ``import
+envs`` imports neither torch nor ``app``). For Gymnasium tasks the task's own v5 env is the simulator; it
 also gives the reward and, as a cross-check, its own observation.
 
 The control loop: read state -> build observation (+ Gaussian noise) -> policy
@@ -19,29 +19,18 @@ observations must equal the simulator's, or the exit status is 1.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import sys
 from collections import deque
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NoReturn
 
 import numpy as np
 
 FORBIDDEN = ("torch", "app", "policies")
 OBS_TOLERANCE = 1e-6
-
-
-def load_obs_layout() -> ModuleType:
-    """envs/obs_layout.py as a standalone module (importing the envs package would pull in app)."""
-    path = Path(__file__).resolve().parents[1] / "envs" / "obs_layout.py"
-    spec = importlib.util.spec_from_file_location("policylab_obs_layout", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+ROOT = Path(__file__).resolve().parents[1]  # the repository: where envs/ is when it is not installed
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -54,7 +43,10 @@ def run_episodes(meta: dict[str, Any], folder: Path, args: argparse.Namespace) -
     import gymnasium as gym
     import onnxruntime as ort
 
-    build_observation = load_obs_layout().build_observation
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))  # -I leaves the script's folders off the path
+    from envs.obs_layout import build_observation
+
     layout = meta["observation"]["layout"]
     kwargs = dict(meta.get("env_kwargs") or {})
     if meta.get("max_episode_steps"):

@@ -1,16 +1,15 @@
-"""Errors a user can fix: the CLI prints them as one line, without a traceback."""
+"""Errors a user can fix: the CLI prints them as one line, without a traceback.
 
+The base class and :class:`TaskError` belong to the simulation layer, which
+raises them and imports nothing of ``app``; they are re-exported here, the very
+same classes, so ``except PolicylabError`` catches what ``envs`` raises.
+"""
 
-class PolicylabError(Exception):
-    """Base class: the message says what was wrong and what is valid."""
+from envs.errors import PolicylabError, TaskError
 
 
 class ConfigError(PolicylabError):
     """A configuration file, key, value or override is invalid."""
-
-
-class TaskError(PolicylabError):
-    """An unknown task name or environment id."""
 
 
 class CheckpointError(PolicylabError):
@@ -19,3 +18,6 @@ class CheckpointError(PolicylabError):
 
 class TrainingDiverged(PolicylabError):
     """Updates kept producing non-finite numbers; the run stopped."""
+
+
+__all__ = ["CheckpointError", "ConfigError", "PolicylabError", "TaskError", "TrainingDiverged"]

@@ -1,19 +1,30 @@
-"""The simulation side: the VecEnv interface and the backends that implement it."""
+"""The simulation side: the VecEnv interface and the backends that implement it.
+
+``import envs`` only registers the native tasks with Gymnasium; it imports
+neither torch nor MuJoCo nor anything of ``app`` (the environments are built,
+and their modules imported, by :func:`make`). ``app.config`` imports this
+package for the task's config types, and MuJoCo's rendering backend is chosen
+after the config loads, before MuJoCo is imported.
+"""
 
 from __future__ import annotations
 
 import difflib
 import os
+from typing import TYPE_CHECKING
 
 # Headless rendering by default (dm_control and mujoco.Renderer read this at import).
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium
 
-from app.config import TaskConfig
-from app.errors import TaskError
-from envs.native.gym_env import register_native_tasks
+from envs.config import RandomizationConfig, TaskConfig
+from envs.errors import PolicylabError, TaskError
+from envs.registration import NATIVE_TASK_IDS, register_native_tasks
 from envs.vecenv import VecEnv
+
+if TYPE_CHECKING:
+    from envs.native.simulator import Simulator
 
 register_native_tasks()  # policylab/Hopper-v0 ... for other libraries
 
@@ -46,25 +57,27 @@ def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
 
 
 def make_native(task: TaskConfig, num_envs: int) -> VecEnv:
-    """The ``cpu`` backend: the native version of ``task.id`` on ``mujoco.batch``."""
-    from envs.native import NATIVE_TASKS, NativeVecEnv
-
-    if task.id not in NATIVE_TASKS:
+    """A native backend (``task.backend``): the native version of ``task.id`` on its simulator."""
+    if task.id not in NATIVE_TASK_IDS:
         raise TaskError(
-            f"task {task.name or task.id}: task.backend cpu has no native version of '{task.id}'; "
-            f"native tasks: {', '.join(NATIVE_TASKS)}; use task.backend: gym for other environments"
+            f"task {task.name or task.id}: task.backend {task.backend} has no native version of '{task.id}'; "
+            f"native tasks: {', '.join(NATIVE_TASK_IDS)}; use task.backend: gym for other environments"
         )
     if task.env_kwargs:
         raise TaskError(
             f"task {task.name or task.id}: task.env_kwargs ({', '.join(task.env_kwargs)}) is only read by "
             "task.backend: gym; the native tasks use Gymnasium v5's defaults"
         )
+    from envs.native import NATIVE_TASKS, NativeVecEnv, make_simulator
+
+    task_cls = NATIVE_TASKS[task.id]
+    sim: Simulator = make_simulator(task.backend, task_cls, num_envs, nthread=task.num_threads)
     return NativeVecEnv(
-        NATIVE_TASKS[task.id],
+        task_cls,
         num_envs,
+        simulator=sim,
         randomization=task.randomization,
         max_episode_steps=task.max_episode_steps,
-        nthread=task.num_threads,
     )
 
 
@@ -74,6 +87,11 @@ def make_single(task: TaskConfig) -> gymnasium.Env:
 
     check_env_id(task.id)
     return make_env_fn(task.id, 0, task.env_kwargs, task.max_episode_steps)()
+
+
+def is_env_id(env_id: str) -> bool:
+    """Whether ``env_id`` names an environment rather than a config: a Gymnasium id or ``dmc:...``."""
+    return env_id.startswith("dmc:") or env_id in gymnasium.registry
 
 
 def check_env_id(env_id: str) -> None:
@@ -88,10 +106,21 @@ def check_env_id(env_id: str) -> None:
         except ValueError as exc:
             raise TaskError(str(exc)) from None
         return
-    if env_id not in gymnasium.registry:
+    if not is_env_id(env_id):
         close = difflib.get_close_matches(env_id, list(gymnasium.registry), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise TaskError(f"unknown Gymnasium id '{env_id}'{hint}")
 
 
-__all__ = ["VecEnv", "check_env_id", "make", "make_native", "make_single"]
+__all__ = [
+    "PolicylabError",
+    "RandomizationConfig",
+    "TaskConfig",
+    "TaskError",
+    "VecEnv",
+    "check_env_id",
+    "is_env_id",
+    "make",
+    "make_native",
+    "make_single",
+]

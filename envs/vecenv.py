@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from gymnasium import spaces
-from torch import Tensor
+
+if TYPE_CHECKING:  # annotations only: ``import envs`` does not import torch
+    import torch
+    from torch import Tensor
 
 
 class VecEnv(ABC):

@@ -1,4 +1,4 @@
-"""N simulations of one MuJoCo model on ``mujoco.batch.Batch``, fields seen as torch views.
+"""The ``cpu`` simulator: N simulations of one MuJoCo model on ``mujoco.batch.Batch``, fields as torch views.
 
 The batch keeps every simulation's integration state in rows of one array and
 steps them on a thread pool in C. :class:`BatchSim` binds the MjData fields a
@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -48,62 +49,72 @@ def torch_view(array: np.ndarray) -> Tensor:
 
 
 class BatchSim:
-    """``num_envs`` simulations of ``model``; ``sim.<field>`` is a torch view [N, ...] of a bound field.
+    """The ``cpu`` :class:`~envs.native.simulator.Simulator`: ``num_worlds`` simulations of ``model`` on a batch.
 
+    ``sim.<field>`` is a torch view [N, ...] of each field bound at
+    construction (qpos, qvel, ctrl and ``fields``), a plain attribute.
     ``rne_post`` keeps one MjData per simulation (a persistent batch) so that
     :meth:`rne_post_constraint` can run ``mj_rnePostConstraint`` on each after
     a step, as Gymnasium does to fill ``cfrc_ext``.
     """
 
+    device = torch.device("cpu")
+
     def __init__(
         self,
         model: mujoco.MjModel,
-        num_envs: int,
+        num_worlds: int,
         fields: Iterable[str] = (),
         nthread: int = 0,
         rne_post: bool = False,
     ) -> None:
         self.model = model
-        self.num_envs = num_envs
+        self.num_worlds = num_worlds
         self.nthread = nthread or available_cores()
-        self.batch = mjbatch.Batch(model, num_envs, nthread=self.nthread, persistent=rne_post)
+        self.batch = mjbatch.Batch(model, num_worlds, nthread=self.nthread, persistent=rne_post)
         self.rne_post = rne_post
-        self._views: dict[str, Tensor] = {}  # "qpos" ... for MjData fields, "model.<name>" for expanded ones
+        self._bound: set[str] = set()
+        self._model_views: dict[str, Tensor] = {}  # model fields given per-simulation values
         for name in ("qpos", "qvel", "ctrl", *fields):
             self.bind(name)
         self._warnings = self._unstable_counts()
         # cfrc_ext as Gymnasium sees it: computed after the step, zero after a reset.
-        self.cfrc_ext_post = torch.zeros((num_envs, model.nbody, 6), dtype=torch.float64)
+        self.cfrc_ext_post = torch.zeros((num_worlds, model.nbody, 6), dtype=torch.float64)
         self._scratch = mujoco.MjData(model) if rne_post else None
 
     def bind(self, name: str) -> Tensor:
-        """The torch view [N, ...] of MjData field ``name`` (bound once, then cached)."""
-        if name not in self._views:
-            self._views[name] = torch_view(self.batch.bind(name))  # the tensor keeps the array alive
-        return self._views[name]
+        """The torch view [N, ...] of MjData field ``name``, also set as ``self.<name>`` (bound once).
 
-    def __getattr__(self, name: str) -> Tensor:
+        A field bound after construction is refreshed from the next step, reset or forward on.
+        """
+        if name not in self._bound:
+            setattr(self, name, torch_view(self.batch.bind(name)))  # the tensor keeps the array alive
+            self._bound.add(name)
+        return getattr(self, name)
+
+    def __getattr__(self, name: str) -> Tensor:  # only reached for names that are not attributes
         if name.startswith("_"):
             raise AttributeError(name)
-        views = self.__dict__.get("_views", {})
-        if name in views:
-            return views[name]
         raise AttributeError(f"field '{name}' is not bound; add it to the task's fields")
 
-    def expand(self, name: str) -> Tensor:
+    def model_field(self, name: str) -> Tensor:
         """Per-simulation values of model field ``name``: a writable torch view [N, ...]."""
-        key = f"model.{name}"
-        if key not in self._views:
-            self._views[key] = torch_view(self.batch.expand(name))
-        return self._views[key]
+        if name not in self._model_views:
+            self._model_views[name] = torch_view(self.batch.expand(name))
+        return self._model_views[name]
 
-    def expanded(self) -> dict[str, Tensor]:
+    def model_fields(self) -> dict[str, Tensor]:
         """Model fields given per-simulation values so far: name -> view [N, ...]."""
-        return {k.removeprefix("model."): v for k, v in self._views.items() if k.startswith("model.")}
+        return dict(self._model_views)
 
-    @staticmethod
-    def _ids(ids: Tensor | None) -> np.ndarray | None:
-        return None if ids is None else ids.detach().cpu().numpy().astype(np.int64)
+    def _ids(self, ids: Tensor | None) -> np.ndarray | None:
+        """World indices as the batch takes them (int64 [k]), from indices or a bool mask [N]."""
+        if ids is None:
+            return None
+        ids = ids.detach().cpu()
+        if ids.dtype == torch.bool:
+            ids = ids.nonzero().squeeze(1)
+        return ids.numpy().astype(np.int64)
 
     def step(self, nstep: int) -> Tensor:
         """Advance every simulation by ``nstep`` mj_step calls; returns unstable [N] (bool).
@@ -112,7 +123,7 @@ class BatchSim:
         then resets that simulation itself) or raised an error (the batch then
         leaves it at its state before the call).
         """
-        failed = np.zeros(self.num_envs, dtype=bool)
+        failed = np.zeros(self.num_worlds, dtype=bool)
         try:
             self.batch.step(nstep=nstep)
         except mjbatch.SimulationError as exc:
@@ -139,16 +150,16 @@ class BatchSim:
         """
         scratch, model, out = self._scratch, self.model, self.cfrc_ext_post.numpy()
         assert scratch is not None
-        for i in range(self.num_envs):
+        for i in range(self.num_worlds):
             self.batch.get_data(i, scratch)
             mujoco.mj_rnePostConstraint(model, scratch)
             out[i] = scratch.cfrc_ext
 
     def reset(self, ids: Tensor | None = None) -> None:
         """``mj_resetData`` on simulations ``ids`` (all if None); derived fields are computed by :meth:`forward`."""
-        self.batch.reset(self._ids(ids), stage=int(mujoco.mjtStage.mjSTAGE_NONE))
-        rows = slice(None) if ids is None else ids
-        self.cfrc_ext_post[rows] = 0.0
+        rows = self._ids(ids)
+        self.batch.reset(rows, stage=int(mujoco.mjtStage.mjSTAGE_NONE))
+        self.cfrc_ext_post[slice(None) if rows is None else torch.from_numpy(rows)] = 0.0
         self._warnings = self._unstable_counts()  # mj_resetData clears the reset simulations' counters
 
     def forward(self, ids: Tensor | None = None) -> None:
@@ -160,19 +171,19 @@ class BatchSim:
         self.batch.set_const(self._ids(ids))
 
     def get_state(self) -> dict[str, np.ndarray]:
-        """The integration state of every simulation and the per-simulation model fields."""
+        """The integration state of every simulation and the per-simulation model fields (numpy copies)."""
         state = {f: np.array(self.batch.bind(f), copy=True) for f in STATE_FIELDS}
-        state |= {f"model.{k}": v.numpy().copy() for k, v in self.expanded().items()}
+        state |= {f"model.{k}": v.numpy().copy() for k, v in self._model_views.items()}
         state["cfrc_ext_post"] = self.cfrc_ext_post.numpy().copy()
         return state
 
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
+    def set_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`get_state`; derived fields are recomputed by ``mj_forward``."""
         for key, value in state.items():
             if key.startswith("model."):
-                self.expand(key.removeprefix("model.")).copy_(torch.as_tensor(value))
+                self.model_field(key.removeprefix("model.")).copy_(torch.as_tensor(value))
             elif key in STATE_FIELDS:
-                self.batch.bind(key)[...] = value
+                self.batch.bind(key)[...] = np.asarray(value)
         if any(k.startswith("model.") for k in state):
             self.set_const()
         self.forward()
@@ -181,7 +192,7 @@ class BatchSim:
 
     def model_of(self, index: int) -> mujoco.MjModel:
         """Simulation ``index``'s model (with its randomized fields)."""
-        return self.batch.get_model(index) if self.expanded() else self.model
+        return self.batch.get_model(index) if self._model_views else self.model
 
     def data_of(self, index: int) -> mujoco.MjData:
         """A fresh MjData with simulation ``index``'s state and derived fields (for rendering)."""

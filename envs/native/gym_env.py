@@ -1,6 +1,7 @@
 """The native tasks as Gymnasium environments (``policylab/Hopper-v0`` ...), single and vector.
 
-Importing :mod:`envs` registers them, so other libraries can train on them:
+Importing :mod:`envs` registers them (:mod:`envs.registration`; this module is
+imported when one is made), so other libraries can train on them:
 
     import envs  # registers policylab/*
     env = gymnasium.make("policylab/Hopper-v0")
@@ -22,13 +23,9 @@ from gymnasium.vector.utils import batch_space
 
 from envs.native.tasks import NATIVE_TASKS
 from envs.native.vecenv import NativeVecEnv
+from envs.registration import NAMESPACE, registered_id
 
-NAMESPACE = "policylab"
-
-
-def registered_id(task_id: str) -> str:
-    """``Hopper-v5`` -> ``policylab/Hopper-v0``."""
-    return f"{NAMESPACE}/{task_id.rsplit('-v', 1)[0]}-v0"
+__all__ = ["NAMESPACE", "NativeGymEnv", "NativeGymVectorEnv", "registered_id"]
 
 
 def _task(task_id: str) -> type:
@@ -103,18 +100,3 @@ class NativeGymVectorEnv(VectorEnv):
                 final[i] = info["final_obs"][i].numpy()
             out = {"final_obs": final, "_final_obs": done}
         return obs.numpy(), reward.numpy(), terminated.numpy(), truncated.numpy(), out
-
-
-def register_native_tasks() -> None:
-    """Register ``policylab/<Task>-v0`` for every native task (idempotent)."""
-    for task_id, cls in NATIVE_TASKS.items():
-        env_id = registered_id(task_id)
-        if env_id in gymnasium.registry:
-            continue
-        gymnasium.register(
-            id=env_id,
-            entry_point=f"{__name__}:NativeGymEnv",
-            vector_entry_point=f"{__name__}:NativeGymVectorEnv",
-            max_episode_steps=cls.max_episode_steps,
-            kwargs={"task_id": task_id},
-        )

@@ -2,8 +2,9 @@
 
 Everything is sampled per environment from one seeded ``torch.Generator``
 (the VecEnv's), so a seed reproduces the whole sequence. Physical parameters
-are written into per-simulation model fields of the batch
-(``BatchSim.expand``): scale x the model's own value.
+are written into per-world model fields of the simulator
+(``Simulator.model_field``): scale x the model's own value. Every tensor lives
+on the simulator's device.
 """
 
 from __future__ import annotations
@@ -13,21 +14,21 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from app.config import RandomizationConfig
-from envs.native.batch_sim import BatchSim
+from envs.config import RandomizationConfig
+from envs.native.simulator import Simulator
 from envs.native.task import uniform
 
 
 def sample_scale(bounds: tuple[float, ...], shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
-    """U(low, high) multipliers [shape] float64 (exactly 1 where low == high == 1)."""
+    """U(low, high) multipliers [shape] float64 on the generator's device (exactly 1 where low == high == 1)."""
     low, high = float(bounds[0]), float(bounds[1])
     if low == high:
-        return torch.full(shape, low, dtype=torch.float64)
+        return torch.full(shape, low, dtype=torch.float64, device=generator.device)
     return uniform(low, high, shape, generator)
 
 
 class DomainRandomizer:
-    """Samples and applies ``task.randomization`` to a :class:`BatchSim`.
+    """Samples and applies ``task.randomization`` to a :class:`Simulator`.
 
     Model fields: ``body_mass`` [N, nbody] (one multiplier per body),
     ``geom_friction`` [N, ngeom, 3], ``actuator_gainprm[..., 0]`` and the
@@ -38,11 +39,10 @@ class DomainRandomizer:
     episode's first).
     """
 
-    def __init__(self, cfg: RandomizationConfig, sim: BatchSim, act_dim: int) -> None:
+    def __init__(self, cfg: RandomizationConfig, sim: Simulator, act_dim: int) -> None:
         self.cfg = cfg
         self.sim = sim
-        n = sim.num_envs
-        model = sim.model
+        n, model, device = sim.num_worlds, sim.model, sim.device
         self.base: dict[str, Tensor] = {}
         self.physical = [
             name
@@ -62,19 +62,20 @@ class DomainRandomizer:
         }
         for name in self.physical:
             for field in fields[name]:
-                self.base[field] = torch.as_tensor(getattr(model, field), dtype=torch.float64).clone()
-                sim.expand(field)
+                self.base[field] = torch.tensor(getattr(model, field), dtype=torch.float64, device=device)
+                sim.model_field(field)
         # the scales in force, per environment (for tests and logs)
+        f64 = {"dtype": torch.float64, "device": device}
         self.scales: dict[str, Tensor] = {
-            "mass_scale": torch.ones((n, model.nbody), dtype=torch.float64),
-            "friction_scale": torch.ones(n, dtype=torch.float64),
-            "gain_scale": torch.ones(n, dtype=torch.float64),
-            "damping_scale": torch.ones(n, dtype=torch.float64),
+            "mass_scale": torch.ones((n, model.nbody), **f64),
+            "friction_scale": torch.ones(n, **f64),
+            "gain_scale": torch.ones(n, **f64),
+            "damping_scale": torch.ones(n, **f64),
         }
         self.max_latency = int(cfg.latency_steps[1])
-        self.latency = torch.zeros(n, dtype=torch.long)
+        self.latency = torch.zeros(n, dtype=torch.long, device=device)
         # past actions, newest last: [N, max_latency + 1, act_dim]
-        self.action_history = torch.zeros((n, self.max_latency + 1, act_dim), dtype=torch.float64)
+        self.action_history = torch.zeros((n, self.max_latency + 1, act_dim), **f64)
 
     def on_reset(self, ids: Tensor, generator: torch.Generator) -> None:
         """Sample new parameters for environments ``ids`` and write them into their simulations."""
@@ -85,25 +86,26 @@ class DomainRandomizer:
             shape = (k, sim.model.nbody) if name == "mass_scale" else (k,)
             self.scales[name][ids] = sample_scale(bounds, shape, generator)
         if "mass_scale" in self.physical:
-            sim.expand("body_mass")[ids] = self.base["body_mass"] * self.scales["mass_scale"][ids]
+            sim.model_field("body_mass")[ids] = self.base["body_mass"] * self.scales["mass_scale"][ids]
         if "friction_scale" in self.physical:
             scale = self.scales["friction_scale"][ids].view(k, 1, 1)
-            sim.expand("geom_friction")[ids] = self.base["geom_friction"] * scale
+            sim.model_field("geom_friction")[ids] = self.base["geom_friction"] * scale
         if "gain_scale" in self.physical:
             scale = self.scales["gain_scale"][ids].view(k, 1)
             gain = self.base["actuator_gainprm"].expand(k, -1, -1).clone()
             bias = self.base["actuator_biasprm"].expand(k, -1, -1).clone()
             gain[:, :, 0] *= scale
             bias[:, :, 1:3] *= scale.unsqueeze(-1)
-            sim.expand("actuator_gainprm")[ids] = gain
-            sim.expand("actuator_biasprm")[ids] = bias
+            sim.model_field("actuator_gainprm")[ids] = gain
+            sim.model_field("actuator_biasprm")[ids] = bias
         if "damping_scale" in self.physical:
-            sim.expand("dof_damping")[ids] = self.base["dof_damping"] * self.scales["damping_scale"][ids].view(k, 1)
+            scale = self.scales["damping_scale"][ids].view(k, 1)
+            sim.model_field("dof_damping")[ids] = self.base["dof_damping"] * scale
         if "mass_scale" in self.physical:
             sim.set_const(ids)  # masses feed the constants mj_setConst derives
         low, high = int(cfg.latency_steps[0]), int(cfg.latency_steps[1])
         if high > 0:
-            self.latency[ids] = torch.randint(low, high + 1, (k,), generator=generator)
+            self.latency[ids] = torch.randint(low, high + 1, (k,), generator=generator, device=generator.device)
             self.action_history[ids] = 0.0
 
     def delay(self, action: Tensor) -> Tensor:
@@ -127,7 +129,7 @@ class DomainRandomizer:
         pushed = (elapsed > 0) & (elapsed % cfg.push_every == 0)
         if pushed.any():
             ids = pushed.nonzero().squeeze(1)
-            dofs = torch.tensor(push_dofs)
+            dofs = torch.tensor(push_dofs, device=elapsed.device)
             kick = uniform(-cfg.push_velocity, cfg.push_velocity, (len(ids), len(dofs)), generator)
             qvel = self.sim.qvel
             qvel[ids.unsqueeze(1), dofs.unsqueeze(0)] += kick
@@ -137,7 +139,8 @@ class DomainRandomizer:
         """obs + N(0, obs_noise_std^2) noise (obs itself if no noise is configured)."""
         if self.cfg.obs_noise_std <= 0:
             return obs
-        return obs + self.cfg.obs_noise_std * torch.randn(obs.shape, generator=generator, dtype=obs.dtype)
+        noise = torch.randn(obs.shape, generator=generator, dtype=obs.dtype, device=obs.device)
+        return obs + self.cfg.obs_noise_std * noise
 
     def get_state(self) -> dict[str, Any]:
         return {

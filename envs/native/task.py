@@ -1,7 +1,8 @@
 """What a native task is: an MJCF, a frame skip, an episode length and torch functions over the batch.
 
-Every function takes the :class:`~envs.native.batch_sim.BatchSim` of all N
-simulations and works on [N, ...] float64 tensors; none loops over simulations.
+Every function takes the :class:`~envs.native.simulator.Simulator` of all N
+simulations and works on [N, ...] float64 tensors on its device; none loops
+over simulations, and random draws come from a generator on that device.
 """
 
 from __future__ import annotations
@@ -14,19 +15,19 @@ import mujoco
 import torch
 from torch import Tensor
 
-from envs.native.batch_sim import BatchSim
+from envs.native.simulator import Simulator
 
 GYMNASIUM_ASSETS = Path(gymnasium.__file__).resolve().parent / "envs" / "mujoco" / "assets"
 
 
 def uniform(low: float, high: float, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
-    """U(low, high) samples, float64: low + (high - low) * U(0, 1)."""
-    return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64)
+    """U(low, high) samples [shape], float64 on the generator's device: low + (high - low) * U(0, 1)."""
+    return low + (high - low) * torch.rand(shape, generator=generator, dtype=torch.float64, device=generator.device)
 
 
 def normal(scale: float, shape: tuple[int, ...], generator: torch.Generator) -> Tensor:
-    """N(0, scale^2) samples, float64."""
-    return scale * torch.randn(shape, generator=generator, dtype=torch.float64)
+    """N(0, scale^2) samples [shape], float64 on the generator's device."""
+    return scale * torch.randn(shape, generator=generator, dtype=torch.float64, device=generator.device)
 
 
 def control_cost(weight: float, action: Tensor) -> Tensor:
@@ -54,11 +55,12 @@ class NativeTask:
     rne_post: ClassVar[bool] = False  # reads cfrc_ext after mj_rnePostConstraint
     push_dofs: ClassVar[tuple[int, ...]] = (0,)  # qvel entries a random push kicks
 
-    def __init__(self, model: mujoco.MjModel) -> None:
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
         self.model = model
+        self.device = torch.device(device)  # the simulator's: where the task's constants live
         self.dt = float(model.opt.timestep) * self.frame_skip
-        self.init_qpos = torch.as_tensor(model.qpos0, dtype=torch.float64).clone()  # [nq]
-        self.init_qvel = torch.zeros(model.nv, dtype=torch.float64)  # [nv]
+        self.init_qpos = torch.tensor(model.qpos0, dtype=torch.float64, device=self.device)  # [nq]
+        self.init_qvel = torch.zeros(model.nv, dtype=torch.float64, device=self.device)  # [nv]
 
     @classmethod
     def load_model(cls) -> mujoco.MjModel:
@@ -72,15 +74,15 @@ class NativeTask:
         """Initial (qpos [n, nq], qvel [n, nv]) of n new episodes."""
         raise NotImplementedError
 
-    def pre_step(self, sim: BatchSim) -> Tensor:
+    def pre_step(self, sim: Simulator) -> Tensor:
         """What the reward needs from before the step, [N, k]."""
         return sim.qpos[:, :1].clone()
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         """obs [N, obs_dim] float64."""
         raise NotImplementedError
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """(reward [N] float64, terminated [N] bool) after a step with action [N, act_dim]."""
         raise NotImplementedError
 

@@ -11,7 +11,7 @@ import mujoco
 import torch
 from torch import Tensor
 
-from envs.native.batch_sim import BatchSim
+from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, control_cost, uniform, within
 
 
@@ -28,15 +28,15 @@ class PlanarWalker(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 5e-3)
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         # [qpos[1:], clip(qvel, -10, 10)]
         return torch.cat([sim.qpos[:, 1:], sim.qvel.clamp(-10.0, 10.0)], dim=1)
 
-    def healthy(self, sim: BatchSim) -> Tensor:
+    def healthy(self, sim: Simulator) -> Tensor:
         z, angle = sim.qpos[:, 1], sim.qpos[:, 2]
         return within(z, *self.healthy_z) & within(angle, *self.healthy_angle)
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x_velocity = (sim.qpos[:, 0] - before[:, 0]) / self.dt  # (x_after - x_before) / dt
         healthy = self.healthy(sim)
         reward = (x_velocity + healthy.double()) - control_cost(self.ctrl_weight, action)
@@ -49,7 +49,7 @@ class Hopper(PlanarWalker):
     healthy_z = (0.7, float("inf"))
     healthy_angle = (-0.2, 0.2)
 
-    def healthy(self, sim: BatchSim) -> Tensor:
+    def healthy(self, sim: Simulator) -> Tensor:
         # also every entry of state_vector()[2:] = [qpos, qvel][2:] inside (-100, 100)
         state = torch.cat([sim.qpos, sim.qvel], dim=1)[:, 2:]
         return super().healthy(sim) & within(state, -100.0, 100.0).all(dim=1)
@@ -78,10 +78,10 @@ class Runner(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, self.noise_scale, qvel_normal=self.qvel_normal)
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         return torch.cat([sim.qpos[:, self.qpos_skip :], sim.qvel], dim=1)
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x_velocity = (sim.qpos[:, 0] - before[:, 0]) / self.dt
         reward = x_velocity - control_cost(self.ctrl_weight, action)
         return reward, torch.zeros_like(x_velocity, dtype=torch.bool)
@@ -119,17 +119,17 @@ class Ant(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 0.1, qvel_normal=True)
 
-    def pre_step(self, sim: BatchSim) -> Tensor:
+    def pre_step(self, sim: Simulator) -> Tensor:
         return sim.xpos[:, 1, :2].clone()  # main body (torso) x, y: derived, as data.body(1).xpos
 
-    def contact_forces(self, sim: BatchSim) -> Tensor:
+    def contact_forces(self, sim: Simulator) -> Tensor:
         return sim.cfrc_ext_post.clamp(-1.0, 1.0)  # [N, nbody, 6]
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         forces = self.contact_forces(sim)[:, 1:].flatten(1)
         return torch.cat([sim.qpos[:, 2:], sim.qvel, forces], dim=1)
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x_velocity = (sim.xpos[:, 1, 0] - before[:, 0]) / self.dt
         state = torch.cat([sim.qpos, sim.qvel], dim=1)
         z = sim.qpos[:, 2]
@@ -153,17 +153,21 @@ class Humanoid(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 1e-2)
 
-    def pre_step(self, sim: BatchSim) -> Tensor:
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
+        super().__init__(model, device)
+        self.body_mass = torch.tensor(model.body_mass, dtype=torch.float64, device=self.device)  # [nbody]
+
+    def pre_step(self, sim: Simulator) -> Tensor:
         return self.mass_center(sim)
 
-    def mass_center(self, sim: BatchSim) -> Tensor:
+    def mass_center(self, sim: Simulator) -> Tensor:
         """(sum_b m_b xipos_b / sum_b m_b)[:2]: [N, 2] (per-simulation masses under randomization)."""
-        mass = sim.expanded().get("body_mass")
+        mass = sim.model_fields().get("body_mass")
         if mass is None:
-            mass = torch.as_tensor(self.model.body_mass).expand(sim.num_envs, -1)
+            mass = self.body_mass.expand(sim.num_worlds, -1)
         return ((mass.unsqueeze(-1) * sim.xipos).sum(dim=1) / mass.sum(dim=1, keepdim=True))[:, :2]
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         return torch.cat(
             [
                 sim.qpos[:, 2:],
@@ -176,7 +180,7 @@ class Humanoid(NativeTask):
             dim=1,
         )
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x_velocity = (self.mass_center(sim)[:, 0] - before[:, 0]) / self.dt
         z = sim.qpos[:, 2]
         healthy = within(z, 1.0, 2.0)
@@ -197,10 +201,10 @@ class InvertedPendulum(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 0.01)
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         return torch.cat([sim.qpos, sim.qvel], dim=1)
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         obs = self.observation(sim)
         terminated = ~torch.isfinite(obs).all(dim=1) | (obs[:, 1].abs() > 0.2)
         return (~terminated).double(), terminated
@@ -218,7 +222,7 @@ class InvertedDoublePendulum(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 0.1, qvel_normal=True)
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         qpos = sim.qpos
         return torch.cat(
             [
@@ -231,7 +235,7 @@ class InvertedDoublePendulum(NativeTask):
             dim=1,
         )
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         x, y = sim.site_xpos[:, 0, 0], sim.site_xpos[:, 0, 2]
         terminated = y <= 1
         v1, v2 = sim.qvel[:, 1], sim.qvel[:, 2]
@@ -250,8 +254,8 @@ class Reacher(NativeTask):
     fields = ("xpos",)
     push_dofs = (0, 1)  # the two arm joints
 
-    def __init__(self, model: mujoco.MjModel) -> None:
-        super().__init__(model)
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
+        super().__init__(model, device)
         self.fingertip, self.target = self.body_id("fingertip"), self.body_id("target")
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -265,14 +269,14 @@ class Reacher(NativeTask):
         qvel[:, -2:] = 0.0
         return qpos, qvel
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         theta = sim.qpos[:, :2]
         to_target = sim.xpos[:, self.fingertip] - sim.xpos[:, self.target]
         return torch.cat(
             [torch.cos(theta), torch.sin(theta), sim.qpos[:, 2:], sim.qvel[:, :2], to_target[:, :2]], dim=1
         )
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         distance = (sim.xpos[:, self.fingertip] - sim.xpos[:, self.target]).norm(dim=1)
         reward = -distance + -action.square().sum(dim=1)
         return reward, torch.zeros_like(reward, dtype=torch.bool)
@@ -288,8 +292,8 @@ class Pusher(NativeTask):
     fields = ("xpos",)
     push_dofs = (0, 1, 2, 3, 4, 5, 6)  # the arm joints
 
-    def __init__(self, model: mujoco.MjModel) -> None:
-        super().__init__(model)
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
+        super().__init__(model, device)
         self.tips_arm, self.object, self.goal = self.body_id("tips_arm"), self.body_id("object"), self.body_id("goal")
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -308,14 +312,14 @@ class Pusher(NativeTask):
         qvel[:, -4:] = 0.0
         return qpos, qvel
 
-    def observation(self, sim: BatchSim) -> Tensor:
+    def observation(self, sim: Simulator) -> Tensor:
         xpos = sim.xpos
         return torch.cat(
             [sim.qpos[:, :7], sim.qvel[:, :7], xpos[:, self.tips_arm], xpos[:, self.object], xpos[:, self.goal]],
             dim=1,
         )
 
-    def reward(self, sim: BatchSim, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         xpos = sim.xpos
         reward_near = -(xpos[:, self.object] - xpos[:, self.tips_arm]).norm(dim=1) * 0.5
         reward_dist = -(xpos[:, self.object] - xpos[:, self.goal]).norm(dim=1)

@@ -1,4 +1,4 @@
-"""A native task on the ``cpu`` backend: N simulations in one ``mujoco.batch.Batch``, stepped as one call."""
+"""A native task as a :class:`VecEnv`: N worlds of one simulator (the ``cpu`` backend: one ``mujoco.batch``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from gymnasium import spaces
 from torch import Tensor
 
-from app.config import RandomizationConfig
-from envs.native.batch_sim import BatchSim
+from envs.config import RandomizationConfig
 from envs.native.randomization import DomainRandomizer
+from envs.native.simulator import Simulator, make_simulator
 from envs.native.task import NativeTask
 from envs.vecenv import VecEnv
 
@@ -26,6 +26,12 @@ class NativeVecEnv(VecEnv):
     huge state) end their episode as terminated with reward 0, are reset, and
     are counted in ``unstable_resets``; the observation reported for them is
     their last finite one.
+
+    ``simulator`` holds the ``num_envs`` worlds of ``task_cls.load_model()``
+    (:func:`~envs.native.simulator.make_simulator` builds one per backend);
+    without one, a ``cpu`` simulator with ``nthread`` threads is built.
+    Everything lives on the simulator's device, random draws included: they
+    come from ``self.generator``, a torch generator on that device.
     """
 
     def __init__(
@@ -36,27 +42,33 @@ class NativeVecEnv(VecEnv):
         randomization: RandomizationConfig | None = None,
         max_episode_steps: int | None = None,
         time_limit: bool = True,
+        simulator: Simulator | None = None,
         nthread: int = 0,
         dtype: torch.dtype = torch.float32,
     ) -> None:
-        model = task_cls.load_model()
-        self.task = task_cls(model)
-        self.sim = BatchSim(model, num_envs, fields=task_cls.fields, nthread=nthread, rne_post=task_cls.rne_post)
+        sim = simulator if simulator is not None else make_simulator("cpu", task_cls, num_envs, nthread=nthread)
+        if sim.num_worlds != num_envs:
+            raise ValueError(f"the simulator has {sim.num_worlds} worlds, not num_envs={num_envs}")
+        model = sim.model
+        self.sim = sim
+        self.device = sim.device
+        self.task = task_cls(model, self.device)
         self.num_envs = num_envs
-        self.device = torch.device("cpu")
         self.dtype = dtype
         self.dt = self.task.dt
         self.max_episode_steps = (max_episode_steps or task_cls.max_episode_steps) if time_limit else None
-        self.generator = torch.Generator().manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
+        seed = int(np.random.SeedSequence().generate_state(1)[0])
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         cfg = randomization or RandomizationConfig()
-        self.randomizer = DomainRandomizer(cfg, self.sim, model.nu) if cfg.enabled else None
-        self.elapsed = torch.zeros(num_envs, dtype=torch.long)
+        self.randomizer = DomainRandomizer(cfg, sim, model.nu) if cfg.enabled else None
+        self.elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._all = torch.arange(num_envs, device=self.device)  # every world's index [N]
         self.unstable_resets = 0
         ctrl_range = np.asarray(model.actuator_ctrlrange, dtype=np.float32)
         self.action_space = spaces.Box(ctrl_range[:, 0], ctrl_range[:, 1], dtype=np.float32)
         # [N, k]: what the reward needs from before a step; every row is set by the reset just below
         self._before = self.task.pre_step(self.sim)
-        self._reset_ids(torch.arange(num_envs))
+        self._reset_ids(self._all)
         obs = self.task.observation(self.sim)
         self.observation_space = spaces.Box(
             -np.inf, np.inf, (obs.shape[1],), dtype=torch.empty(0, dtype=dtype).numpy().dtype
@@ -102,14 +114,14 @@ class NativeVecEnv(VecEnv):
     def reset(self, seed: int | None = None) -> Tensor:
         if seed is not None:
             self.generator.manual_seed(int(seed))
-        self._reset_ids(torch.arange(self.num_envs))
+        self._reset_ids(self._all)
         obs = self.task.observation(self.sim)
         self._last_obs = obs.clone()
         return self._observe(obs)
 
     def step(self, action: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Any]]:
         sim, task = self.sim, self.task
-        action = action.detach().to("cpu", torch.float64).reshape(self.num_envs, -1)
+        action = action.detach().to(self.device, torch.float64).reshape(self.num_envs, -1)
         if self.randomizer is not None:
             action = self.randomizer.delay(action)
             self.randomizer.push(self.elapsed, task.push_dofs, self.generator)
@@ -172,8 +184,8 @@ class NativeVecEnv(VecEnv):
         self.sim.set_state(state["sim"])
         self.generator.set_state(state["generator"])
         self.elapsed.copy_(state["elapsed"])
-        self._before = state["before"].clone()
-        self._last_obs = state["last_obs"].clone()
+        self._before = state["before"].to(self.device, copy=True)
+        self._last_obs = state["last_obs"].to(self.device, copy=True)
         self.unstable_resets = int(state["unstable_resets"])
         if self.randomizer is not None and state.get("randomizer") is not None:
             self.randomizer.set_state(state["randomizer"])

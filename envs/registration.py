@@ -1,0 +1,49 @@
+"""Gymnasium registration of the native tasks (``policylab/Hopper-v0`` ...), without importing them.
+
+Registration is all ``import envs`` does, so it must stay light: it names each
+task by its Gymnasium v5 id and lets Gymnasium import the environment (torch,
+MuJoCo, the task code) only when one is made. Each native task reproduces its
+v5 original, episode length included, so the length registered is the
+original's (``tests/envs/test_layers.py`` checks this table against
+``envs.native.NATIVE_TASKS``).
+"""
+
+from __future__ import annotations
+
+import gymnasium
+
+NAMESPACE = "policylab"
+# The Gymnasium v5 tasks that have a native version, in the order of envs.native.NATIVE_TASKS.
+NATIVE_TASK_IDS = (
+    "Humanoid-v5",
+    "Ant-v5",
+    "HalfCheetah-v5",
+    "Hopper-v5",
+    "Walker2d-v5",
+    "Swimmer-v5",
+    "InvertedPendulum-v5",
+    "InvertedDoublePendulum-v5",
+    "Reacher-v5",
+    "Pusher-v5",
+)
+ENTRY_POINTS = "envs.native.gym_env"
+
+
+def registered_id(task_id: str) -> str:
+    """``Hopper-v5`` -> ``policylab/Hopper-v0``."""
+    return f"{NAMESPACE}/{task_id.rsplit('-v', 1)[0]}-v0"
+
+
+def register_native_tasks() -> None:
+    """Register ``policylab/<Task>-v0`` for every native task, single and vector (idempotent)."""
+    for task_id in NATIVE_TASK_IDS:
+        env_id = registered_id(task_id)
+        if env_id in gymnasium.registry:
+            continue
+        gymnasium.register(
+            id=env_id,
+            entry_point=f"{ENTRY_POINTS}:NativeGymEnv",
+            vector_entry_point=f"{ENTRY_POINTS}:NativeGymVectorEnv",
+            max_episode_steps=gymnasium.spec(task_id).max_episode_steps,
+            kwargs={"task_id": task_id},
+        )
