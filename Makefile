@@ -1,5 +1,5 @@
 # policylab: every target is a thin call of `python -m app`.
-#   make train task=hopper [key=value ...]    make train resume=runs/...
+#   make train task=hopper [algo=ppo] [key=value ...]    make train resume=runs/...
 #   make eval run=runs/... [episodes=10]      make tasks      make test
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
-OWN_ARGS := task=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
+OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
 	overlay=% PYTHON=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
@@ -30,7 +30,7 @@ train: setup
 ifdef resume
 	$(PY) -m app train --resume "$(resume)" $(OVERRIDES)
 else
-	$(PY) -m app train --task "$(or $(task),humanoid)" $(OVERRIDES)
+	$(PY) -m app train --task "$(or $(task),humanoid)" $(if $(algo),--algo "$(algo)") $(OVERRIDES)
 endif
 
 eval: setup

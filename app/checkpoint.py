@@ -112,7 +112,7 @@ def checkpoint_config(ckpt: dict[str, Any], path: Path) -> Config:
     import envs
 
     try:
-        cfg = config_from_dict(ckpt["config"], f"config in checkpoint {path}")
+        cfg = config_from_dict(ckpt["config"], f"config in checkpoint {path}", saved=True)
         envs.check_env_id(cfg.task.id)
     except PolicylabError as exc:
         raise CheckpointError(f"{path}: {exc}") from None

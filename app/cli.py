@@ -24,7 +24,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         _, ckpt, cfg, run_dir = load_run_checkpoint(args.resume, "latest")
         if args.overrides:
-            cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides), "command line")
+            cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides), "command line", saved=True)
         _select_backend_for_videos(cfg.train.video_every)
         from app.runner import Trainer
 
@@ -33,7 +33,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not args.task:
             raise PolicylabError("train needs a task (make train task=hopper) or a run to resume (resume=runs/...)")
-        cfg = load_config(args.task, args.overrides)
+        cfg = load_config(args.task, args.overrides, algo=args.algo)
         _select_backend_for_videos(cfg.train.video_every)
         from app.runner import Trainer, new_run_dir
 
@@ -144,9 +144,9 @@ def _report(args: argparse.Namespace) -> int:
 
 def _tasks(args: argparse.Namespace) -> int:
     import envs
-    from app.config import available_tasks, load_config
+    from app.config import available_tasks, load_config, tuned_algorithms
 
-    rows = [("task", "environment", "obs", "act", "dt [s]", "episode steps")]
+    rows = [("task", "environment", "obs", "act", "dt [s]", "episode steps", "tuned algorithms")]
     for name in available_tasks():
         cfg = load_config(name)
         env = envs.make(cfg.task, num_envs=1)
@@ -159,13 +159,18 @@ def _tasks(args: argparse.Namespace) -> int:
                 str(env.action_space.shape[0]),
                 f"{env.dt:g}",
                 steps,
+                ", ".join(tuned_algorithms(name)),
             )
         )
         env.close()
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    print("\nAlso: any Gymnasium id (task=Hopper-v5) or dm_control suite task (task=dmc:walker-walk).")
+    print(
+        "\nmake train task=<task> algo=<algorithm>: tuned settings from configs/<algorithm>/<task>.yaml, "
+        "the algorithm's defaults otherwise (the first listed is the task's default)."
+    )
+    print("Also: any Gymnasium id (task=Hopper-v5) or dm_control suite task (task=dmc:walker-walk).")
     return 0
 
 
@@ -174,7 +179,7 @@ def _config(args: argparse.Namespace) -> int:
 
     from app.config import config_to_dict, field_help, load_config
 
-    cfg = load_config(args.task, args.overrides)
+    cfg = load_config(args.task, args.overrides, algo=args.algo)
     if args.fields:
         for key, default, text in field_help():
             shown = "null" if default is None else default
@@ -191,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a policy (or resume a run)")
     p.add_argument("--task", help="task config name (see 'tasks'), Gymnasium id or dmc:domain-task")
     p.add_argument("--resume", metavar="RUN", help="run directory (or checkpoint file) to continue")
+    p.add_argument("--algo", default=None, help="algorithm (trpo, npg, ppo, a2c, vpg); default: the task config's")
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides by dotted path, e.g. algo.max_kl=0.02"
     )
@@ -243,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="task config name, Gymnasium id or dmc:domain-task")
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
+    p.add_argument("--algo", default=None, help="algorithm (default: the task config's)")
     p.set_defaults(func=_config)
     return parser
 

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,27 +22,14 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
+from app.algorithms import ALGORITHMS
+from app.algorithms.trpo import TRPOConfig
 from app.errors import ConfigError, TaskError
+from app.params import param
 from envs import is_env_id
 from envs.config import RandomizationConfig, TaskConfig  # noqa: F401 (the task section, owned by envs)
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-
-def param(
-    default: Any,
-    help: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> Any:
-    """A dataclass field with a help text and an optional range [low, high]."""
-    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -69,28 +57,18 @@ class ValueConfig:
 
 
 @dataclass(frozen=True)
-class TRPOConfig:
-    name: Literal["trpo", "npg"] = param("trpo", "trpo (with line search) or npg (natural gradient step only)")
+class AdvantageConfig:
+    """How returns and advantages are estimated from a rollout: the runner's, shared by every algorithm."""
+
     gamma: float = param(0.99, "discount factor", low=0.0, high=1.0)
     gae_lambda: float = param(0.95, "GAE lambda (0: one-step TD, 1: Monte Carlo)", low=0.0, high=1.0)
     normalize_advantages: bool = param(True, "standardize advantages over the batch")
     normalize_rewards: bool = param(True, "divide rewards by a running std of the discounted return")
-    max_kl: float = param(0.01, "trust region: largest mean KL(old || new) per update", low=0.0, low_open=True)
-    damping: float = param(0.1, "Fisher damping: CG solves (F + damping I) x = g", low=0.0)
-    cg_iters: int = param(15, "conjugate gradient iterations", low=1)
-    cg_tol: float = param(1e-10, "conjugate gradient stops when the squared residual is below this", low=0.0)
-    line_search_shrink: float = param(
-        0.8, "backtracking factor of the line search", low=0.0, high=1.0, low_open=True, high_open=True
-    )
-    line_search_steps: int = param(10, "largest number of line-search tries", low=1)
-    fvp_subsample: float = param(
-        1.0, "fraction of the batch used for Fisher-vector products", low=0.0, high=1.0, low_open=True
-    )
 
 
-# algo.name -> the dataclass that types the ``algo`` section.
-ALGORITHM_CONFIGS: dict[str, type] = {"trpo": TRPOConfig, "npg": TRPOConfig}
-AlgoConfig = TRPOConfig
+# Keys that lived in the algo section before the shared ``advantage`` section existed: a saved run's
+# config.yaml (or checkpoint) that still has them in ``algo`` is read with them moved.
+LEGACY_ADVANTAGE_KEYS = tuple(f.name for f in dataclasses.fields(AdvantageConfig))
 
 
 @dataclass(frozen=True)
@@ -124,7 +102,8 @@ class Config:
     task: TaskConfig = field(default_factory=TaskConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     value: ValueConfig = field(default_factory=ValueConfig)
-    algo: AlgoConfig = field(default_factory=TRPOConfig)
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
+    algo: Any = field(default_factory=TRPOConfig)  # typed by the registry: ALGORITHMS[algo.name].config
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -147,14 +126,23 @@ def unknown_task_error(task: str, configs_dir: Path = CONFIGS_DIR) -> TaskError:
     )
 
 
-def load_config(task: str, overrides: typing.Sequence[str] = (), configs_dir: Path = CONFIGS_DIR) -> Config:
+def load_config(
+    task: str, overrides: typing.Sequence[str] = (), configs_dir: Path = CONFIGS_DIR, algo: str | None = None
+) -> Config:
     """Load ``configs/<task>.yaml`` (or defaults for a raw environment id) and apply overrides.
 
     ``task`` is a config name (``hopper``), a Gymnasium id (``Hopper-v5``) or
-    ``dmc:domain-task``. ``overrides`` are ``dotted.key=value`` strings.
+    ``dmc:domain-task``. ``overrides`` are ``dotted.key=value`` strings. ``algo`` (or an
+    ``algo.name=...`` override) picks another algorithm than the task file's: its settings for
+    this task come from ``configs/<algo>/<task>.yaml`` where that file exists (tuned), else
+    from the algorithm's defaults; the pair file may also set any other section.
     """
+    overrides = list(overrides)
+    for item in [o for o in overrides if o.partition("=")[0].strip() == "algo.name"]:
+        overrides.remove(item)
+        algo = yaml.safe_load(item.partition("=")[2]) if item.partition("=")[2].strip() else ""
     path = configs_dir / f"{task}.yaml"
-    if path.is_file():
+    if TASK_NAME.fullmatch(task) and path.is_file():
         data = read_yaml(path)
         source = str(path)
     elif is_env_id(task):
@@ -165,10 +153,37 @@ def load_config(task: str, overrides: typing.Sequence[str] = (), configs_dir: Pa
     task_section = data.setdefault("task", {})
     if isinstance(task_section, dict):
         task_section.setdefault("name", task.replace(":", "-").replace("/", "-"))
-    cfg = config_from_dict(data, source)  # errors here are the file's
+    base_algo = data.get("algo", {}).get("name", "trpo") if isinstance(data.get("algo"), dict) else None
+    if algo is not None and algo != base_algo:
+        if not isinstance(algo, str) or algo not in ALGORITHMS:
+            raise ConfigError(f"algo.name: unknown algorithm {algo!r}; valid: {', '.join(ALGORITHMS)}")
+        data["algo"] = {"name": algo}
+        pair = configs_dir / algo / f"{task}.yaml"
+        if pair.is_file():
+            data = merge_sections(data, read_yaml(pair))
+            source = f"{source} + {pair}"
+    cfg = config_from_dict(data, source)  # errors here are the files'
     if not overrides:
         return cfg
     return config_from_dict(apply_overrides(data, overrides), f"command line (over {source})")
+
+
+def tuned_algorithms(task: str, configs_dir: Path = CONFIGS_DIR) -> list[str]:
+    """The algorithms with settings for a shipped task: its file's own, then each configs/<algo>/<task>.yaml."""
+    data = read_yaml(configs_dir / f"{task}.yaml")
+    own = data.get("algo", {}).get("name", "trpo") if isinstance(data.get("algo"), dict) else "trpo"
+    return [own] + [name for name in ALGORITHMS if name != own and (configs_dir / name / f"{task}.yaml").is_file()]
+
+
+def merge_sections(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over``'s keys set section by section (nested mappings merged, the rest replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_sections(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -221,17 +236,51 @@ def apply_overrides(data: dict[str, Any], overrides: typing.Sequence[str]) -> di
 # typing a dict into the dataclasses
 
 
-def config_from_dict(data: dict[str, Any], source: str) -> Config:
-    """Build a :class:`Config` from a plain dict; ``source`` names where it came from in errors."""
+def config_from_dict(data: dict[str, Any], source: str, saved: bool = False) -> Config:
+    """Build a :class:`Config` from a plain dict; ``source`` names where it came from in errors.
+
+    ``saved``: the config of an existing run (checkpoint), which may predate the ``advantage``
+    section; its ``algo.gamma`` etc. are read as ``advantage.*``.
+    """
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping")
+    if saved:
+        data = _move_legacy_advantage_keys(data)
     algo = data.get("algo", {})
     if not isinstance(algo, dict):
         raise ConfigError(f"{source}: algo: must be a mapping of algorithm settings")
     name = algo.get("name", "trpo")
-    if name not in ALGORITHM_CONFIGS:
-        raise ConfigError(f"{source}: algo.name: unknown algorithm {name!r}; valid: {', '.join(ALGORITHM_CONFIGS)}")
-    return _build(Config, data, "", source, {"algo": ALGORITHM_CONFIGS[name]})
+    if not isinstance(name, str) or name not in ALGORITHMS:
+        raise ConfigError(f"{source}: algo.name: unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
+    cfg = _build(Config, data, "", source, {"algo": ALGORITHMS[name].config})
+    _check_task_name(cfg.task.name, source)
+    return cfg
+
+
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+
+
+def _check_task_name(name: str, source: str) -> None:
+    """task.name becomes a directory of the run's path: one plain path component, nothing else."""
+    if not TASK_NAME.fullmatch(name) or ".." in name:
+        raise ConfigError(
+            f"{source}: task.name: must be a plain name of letters, digits, '_', '-', '.' or '+' "
+            f"(it names the run's folder under train.runs_dir), got {name!r}"
+        )
+
+
+def _move_legacy_advantage_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """A config written before the ``advantage`` section (gamma etc. in ``algo``) reads as today's."""
+    algo = data.get("algo")
+    if not isinstance(algo, dict) or not any(k in algo for k in LEGACY_ADVANTAGE_KEYS):
+        return data
+    data = copy.deepcopy(data)
+    shared = data.setdefault("advantage", {})
+    if isinstance(shared, dict):
+        for key in LEGACY_ADVANTAGE_KEYS:
+            if key in data["algo"]:
+                shared.setdefault(key, data["algo"].pop(key))
+    return data
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
@@ -251,12 +300,21 @@ def save_config(cfg: Config, path: Path) -> None:
     Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
-def field_help(cls: type = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, help) for every leaf field, for documentation."""
+def field_help(
+    cls: type = Config, prefix: str = "", algorithms: typing.Sequence[str] | None = None
+) -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every leaf field, for documentation.
+
+    The ``algo`` section is listed once per algorithm in ``algorithms`` (default: all registered),
+    each key tagged with its algorithm: ``algo.clip [ppo]``.
+    """
     rows: list[tuple[str, Any, str]] = []
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(hints[f.name]):
+        if cls is Config and f.name == "algo":
+            for name in algorithms or list(ALGORITHMS):
+                rows += [(f"{key} [{name}]", d, h) for key, d, h in field_help(ALGORITHMS[name].config, "algo.")]
+        elif dataclasses.is_dataclass(hints[f.name]):
             rows += field_help(hints[f.name], f"{prefix}{f.name}.")
         else:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
@@ -274,6 +332,8 @@ def _build(cls: type, data: Any, prefix: str, source: str, section_types: dict[s
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            if prefix == "algo." and key in LEGACY_ADVANTAGE_KEYS:
+                hint = f" (it is shared by every algorithm now: advantage.{key})"
             raise ConfigError(
                 f"{source}: unknown key '{prefix}{key}'{hint}; valid keys in {section}: {', '.join(fields)}"
             )

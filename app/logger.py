@@ -10,7 +10,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-# Column order of progress.csv; the TensorBoard tag of each column is group/name.
+# The known columns of progress.csv, first and in this order; the TensorBoard tag of each is group/name.
+# Any other number in a row (whatever an algorithm's update returns) follows them as its own column,
+# tagged algo/name, so no metric is dropped.
 COLUMNS: dict[str, str] = {
     "iteration": "",
     "env_steps": "",
@@ -38,9 +40,15 @@ COLUMNS: dict[str, str] = {
 }
 
 
+EXTRA_GROUP = "algo"
+
+
 class RunLogger:
     """Writes one row per iteration to progress.csv and TensorBoard and updates the display.
 
+    progress.csv has the known :data:`COLUMNS` first, then every other numeric metric in the
+    order it first appeared; a metric that appears later (after the header was written)
+    rewrites the file once with the wider header, earlier rows empty in the new column.
     On resume (``start_iteration`` > 0) rows beyond the checkpoint's iteration
     (written after it, before the run stopped) are dropped so the file matches
     the state the run continues from.
@@ -50,10 +58,11 @@ class RunLogger:
         from torch.utils.tensorboard import SummaryWriter
 
         self.path = Path(run_dir) / "progress.csv"
+        self.columns = list(COLUMNS)
         self._truncate(start_iteration)
         new_file = not self.path.exists()
         self.file = self.path.open("a", newline="")
-        self.csv = csv.DictWriter(self.file, fieldnames=list(COLUMNS), extrasaction="ignore")
+        self.csv = csv.DictWriter(self.file, fieldnames=self.columns, extrasaction="ignore")
         if new_file:
             self.csv.writeheader()
         self.tb = SummaryWriter(str(run_dir), purge_step=start_iteration + 1 if start_iteration else None)
@@ -69,23 +78,43 @@ class RunLogger:
         )
 
     def _truncate(self, start_iteration: int) -> None:
+        """Keep the rows up to ``start_iteration`` and the columns the file already had."""
         if not self.path.exists():
             return
         with self.path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            self.columns += [c for c in reader.fieldnames or [] if c not in self.columns]
         keep = [r for r in rows if r.get("iteration", "").isdigit() and int(r["iteration"]) <= start_iteration]
+        self._rewrite(keep)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
         with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(COLUMNS), extrasaction="ignore")
+            writer = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
             writer.writeheader()
-            writer.writerows(keep)
+            writer.writerows(rows)
+
+    def _add_columns(self, names: list[str]) -> None:
+        """Widen progress.csv by ``names`` (earlier rows get empty cells)."""
+        self.file.close()
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.columns += names
+        self._rewrite(rows)
+        self.file = self.path.open("a", newline="")
+        self.csv = csv.DictWriter(self.file, fieldnames=self.columns, extrasaction="ignore")
 
     def log(self, row: dict[str, Any]) -> None:
-        self.csv.writerow({k: _fmt(row.get(k, math.nan)) for k in COLUMNS})
+        new = [k for k, v in row.items() if k not in self.columns and _is_number(v)]
+        if new:
+            self._add_columns(new)
+        self.csv.writerow({k: _fmt(row.get(k, math.nan)) for k in self.columns})
         self.file.flush()
         step = int(row["env_steps"])
-        for key, group in COLUMNS.items():
+        for key in self.columns:
+            group = COLUMNS.get(key, EXTRA_GROUP)
             value = row.get(key)
-            if group and isinstance(value, int | float) and math.isfinite(value):
+            if group and _is_number(value) and math.isfinite(value):
                 self.tb.add_scalar(f"{group}/{key}", value, step)
         summary = (
             f"ret {row.get('episode_return', math.nan):.1f}  kl {row.get('kl', math.nan):.4f}  "
@@ -112,6 +141,10 @@ class RunLogger:
             self.bar.close()
         self.tb.close()
         self.file.close()
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _fmt(value: Any) -> Any:

@@ -18,6 +18,7 @@ class Rollout:
 
     obs: Tensor  # [T, N, obs_dim] observation each action was taken in
     actions: Tensor  # [T, N, act_dim] sampled actions, normalized units, before clipping
+    log_probs: Tensor  # [T, N] log pi_behaviour(a|s) of each action, as it was sampled
     rewards: Tensor  # [T, N]
     terminated: Tensor  # [T, N] bool
     truncated: Tensor  # [T, N] bool
@@ -117,6 +118,7 @@ def collect(
     n, obs_dim = obs.shape
     obs_buf = torch.empty((steps, n, obs_dim), device=device)
     act_buf = torch.empty((steps, n, policy.act_dim), device=device)
+    logp_buf = torch.empty((steps, n), device=device)
     rew_buf = torch.empty((steps, n), device=device)
     term_buf = torch.empty((steps, n), dtype=torch.bool, device=device)
     trunc_buf = torch.empty((steps, n), dtype=torch.bool, device=device)
@@ -125,7 +127,7 @@ def collect(
     episodes: list[tuple[float, int]] = []
     with torch.no_grad():
         for t in range(steps):
-            action = policy.sample(obs, generator)
+            action, logp_buf[t] = policy.sample_with_log_prob(obs, generator)
             next_obs, reward, terminated, truncated, info = env.step(policy.to_env_action(action).to(env.device))
             next_obs, reward = next_obs.to(device), reward.to(device)
             terminated, truncated = terminated.to(device), truncated.to(device)
@@ -140,6 +142,7 @@ def collect(
     rollout = Rollout(
         obs=obs_buf,
         actions=act_buf,
+        log_probs=logp_buf,
         rewards=rew_buf,
         terminated=term_buf,
         truncated=trunc_buf,

@@ -8,6 +8,7 @@ checkpoint, so a resumed run continues exactly as an uninterrupted one.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -24,6 +25,7 @@ import torch
 
 import envs
 from app.algorithms import Batch, make_algorithm
+from app.algorithms.base import standardize
 from app.algorithms.gae import gae
 from app.checkpoint import code_revision, save_checkpoint
 from app.config import Config, TrainConfig, config_to_dict, save_config
@@ -115,11 +117,15 @@ class Trainer:
         self.value = ValueFunction(obs_dim, cfg.value.hidden_sizes, cfg.value.activation, cfg.policy.ortho_init).to(
             self.device
         )
-        self.algo = make_algorithm(cfg, self.policy, self.value)
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
         n = self.env.num_envs
+        batch = n * cfg.train.steps_per_env
+        self.algo = make_algorithm(cfg, self.policy, self.value, total_updates=-(-cfg.train.total_steps // batch))
+        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
         self.tracker = EpisodeTracker(n, self.device)
-        self.reward_scaler = RewardScaler(n, cfg.algo.gamma, device=self.device) if cfg.algo.normalize_rewards else None
+        shared = cfg.advantage
+        self.reward_scaler = RewardScaler(n, shared.gamma, device=self.device) if shared.normalize_rewards else None
+        # The last algo.reuse_rollouts rollouts (with the rewards as scaled when collected), newest first.
+        self.past: deque[tuple[Rollout, torch.Tensor]] = deque(maxlen=self.algo.reuse_rollouts)
         self.iteration, self.env_steps, self.wall_time = 0, 0, 0.0
         self.best_eval, self.bad_updates = -math.inf, 0
         self.recent: deque[tuple[float, int]] = deque(maxlen=RECENT_EPISODES)
@@ -165,33 +171,66 @@ class Trainer:
         return row | metrics
 
     def update(self, rollout: Rollout) -> dict[str, Any]:
-        """Normalizer update, GAE with truncation bootstrapping, then the algorithm's update."""
-        algo_cfg, policy, value = self.cfg.algo, self.policy, self.value
-        steps, n, obs_dim = rollout.obs.shape
-        policy.normalizer.update(rollout.obs.reshape(-1, obs_dim))  # frozen from here to the next rollout
+        """Advantages with truncation bootstrapping, the algorithm's update, then the normalizer's.
+
+        The observation normalizer keeps the statistics the rollout was collected with until the
+        algorithm has updated: the behaviour log-probabilities recorded while collecting and every
+        ratio pi / pi_behaviour the algorithm computes see the same normalization.
+        """
         done = rollout.terminated | rollout.truncated
         rewards = self.reward_scaler(rollout.rewards, done) if self.reward_scaler else rollout.rewards
-        with torch.no_grad():
+        batch = self.build_batch([(rollout, rewards), *self.past])
+        result = self.algo.update(batch, self.generator)
+        self.policy.normalizer.update(rollout.obs.reshape(-1, rollout.obs.shape[-1]))
+        if self.past.maxlen:
+            self.past.appendleft((rollout, rewards))
+        metrics: dict[str, Any] = dict(result.metrics)
+        metrics["update_rejected"] = float(result.rejected is not None)
+        if result.rejected is not None:
+            metrics["reason"] = result.rejected
+        return metrics
+
+    @torch.no_grad()
+    def build_batch(self, rollouts: list[tuple[Rollout, torch.Tensor]]) -> Batch:
+        """One batch from rollouts (this iteration's first, then older ones), each with its rewards [T, N].
+
+        Per rollout: V of every observation with the current value net, V(final_obs) at truncations,
+        GAE(gamma, lambda) [T, N]; the rollouts then sit side by side as columns [T, N * len(rollouts)].
+        """
+        shared, policy, value = self.cfg.advantage, self.policy, self.value
+        lam = shared.gae_lambda if self.algo.gae_lambda is None else self.algo.gae_lambda
+        columns: dict[str, list[torch.Tensor]] = {}
+        for age, (rollout, rewards) in enumerate(rollouts):
             values = value(policy.normalizer(rollout.obs))  # [T, N]
             last_values = value(policy.normalizer(rollout.last_obs))  # [N]
             final_values = value(policy.normalizer(rollout.final_obs))  # [K]
-        next_values = bootstrap_values(values, last_values, rollout.final_index, final_values)
-        advantages, returns = gae(
-            rewards, values, next_values, rollout.terminated, rollout.truncated, algo_cfg.gamma, algo_cfg.gae_lambda
-        )
-        batch = Batch(
-            obs=rollout.obs.reshape(steps * n, obs_dim),
-            actions=rollout.actions.reshape(steps * n, -1),
-            advantages=advantages.reshape(-1),
-            returns=returns.reshape(-1),
-            values=values.reshape(-1),
-        )
-        metrics: dict[str, Any] = self.algo.update(batch, self.generator)
-        rejected = [k.removesuffix("_rejected") for k in ("policy_rejected", "value_rejected") if metrics.get(k)]
-        metrics["update_rejected"] = float(bool(rejected))
-        if rejected:
-            metrics["reason"] = f"non-finite {' and '.join(rejected)} update"
-        return metrics
+            next_values = bootstrap_values(values, last_values, rollout.final_index, final_values)
+            advantages, returns = gae(
+                rewards, values, next_values, rollout.terminated, rollout.truncated, shared.gamma, lam
+            )
+            parts = {
+                "obs": rollout.obs,
+                "actions": rollout.actions,
+                "log_probs": rollout.log_probs,
+                "advantages": advantages,
+                "returns": returns,
+                "values": values,
+                "rewards": rewards,
+                "next_values": next_values,
+                "terminated": rollout.terminated,
+                "truncated": rollout.truncated,
+                "age": torch.full_like(rollout.terminated, age, dtype=torch.long),
+            }
+            for key, tensor in parts.items():
+                columns.setdefault(key, []).append(tensor)
+        steps = rollouts[0][0].rewards.shape[0]
+        flat = {}
+        for key, tensors in columns.items():
+            joined = torch.cat(tensors, dim=1)  # [T, M, ...]
+            flat[key] = joined.reshape(joined.shape[0] * joined.shape[1], *joined.shape[2:])
+        if shared.normalize_advantages:
+            flat["advantages"] = standardize(flat["advantages"])
+        return Batch(**flat, time_shape=(steps, flat["rewards"].shape[0] // steps), gamma=shared.gamma)
 
     # -- evaluation ----------------------------------------------------------
 
@@ -369,6 +408,7 @@ class Trainer:
                 "tracker": self.tracker.state_dict(),
                 "reward_scaler": self.reward_scaler.state_dict() if self.reward_scaler else None,
                 "obs": self.obs,
+                "past": [(dataclasses.asdict(r), rewards) for r, rewards in self.past],
             },
             "env": env_state,
         }
@@ -384,6 +424,10 @@ class Trainer:
             self.bad_updates = int(runner["bad_updates"])
             self.recent.extend((float(r), int(n)) for r, n in runner["recent"])
             self.generator.set_state(runner["generator"])
+            for saved, rewards in runner.get("past", [])[: self.past.maxlen]:
+                if rewards.shape[0] == self.cfg.train.steps_per_env:  # else the time axes could not sit side by side
+                    past = Rollout(**{k: v.to(self.device) for k, v in saved.items()})
+                    self.past.append((past, rewards.to(self.device)))
             torch.set_rng_state(runner["torch_rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -61,13 +61,23 @@ class GaussianPolicy(nn.Module):
     def distribution(self, obs: Tensor) -> Normal:
         """The action distribution for raw observations obs [B, obs_dim]."""
         mean = self(obs)
-        return Normal(mean, self.log_std.exp().expand_as(mean))
+        return Normal(mean, self.log_std.exp().expand_as(mean), validate_args=False)
 
     def sample(self, obs: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """a = mu + sigma * eps, eps ~ N(0, I) drawn from ``generator``: [B, act_dim]."""
+        return self.sample_with_log_prob(obs, generator)[0]
+
+    def sample_with_log_prob(self, obs: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """(a [B, act_dim], log pi(a|s) [B]) with a = mu + sigma * eps as in :meth:`sample`.
+
+        log pi(a|s) = sum_i [-eps_i^2 / 2 - log sigma_i - log(2 pi) / 2], computed through
+        :func:`log_prob` exactly as an update recomputes it.
+        """
         mean = self(obs)
+        std = self.log_std.exp().expand_as(mean)
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + self.log_std.exp() * noise
+        action = mean + std * noise
+        return action, log_prob(Normal(mean, std, validate_args=False), action)
 
     def to_env_action(self, action: Tensor) -> Tensor:
         """Normalized action [B, act_dim] -> actuator units, clipped to the actuator range."""

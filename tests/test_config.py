@@ -42,17 +42,24 @@ def write(tmp_path, text):
         ("task: {id: Hopper-v5}\ntrain: {seed: lots}\n", r"mytask.yaml: train.seed: must be an integer, got 'lots'"),
         ("task: {id: Hopper-v5}\nalgo: {max_kl: -0.1}\n", r"mytask.yaml: algo.max_kl: must be > 0.0, got -0.1"),
         (
-            "task: {id: Hopper-v5}\nalgo: {gae_lambda: 1.5}\n",
-            r"mytask.yaml: algo.gae_lambda: must be in \[0.0, 1.0\], got 1.5",
+            "task: {id: Hopper-v5}\nadvantage: {gae_lambda: 1.5}\n",
+            r"mytask.yaml: advantage.gae_lambda: must be in \[0.0, 1.0\], got 1.5",
+        ),
+        (
+            "task: {id: Hopper-v5}\nalgo: {gamma: 0.9}\n",
+            r"unknown key 'algo.gamma' \(it is shared by every algorithm now: advantage.gamma\)",
         ),
         (
             "task: {id: Hopper-v5}\npolicy: {activation: sigmoid}\n",
             r"policy.activation: must be one of tanh, relu, elu, silu, got 'sigmoid'",
         ),
-        ("task: {id: Hopper-v5}\nalgo: {name: sac}\n", r"algo.name: unknown algorithm 'sac'; valid: trpo, npg"),
+        (
+            "task: {id: Hopper-v5}\nalgo: {name: sac}\n",
+            r"algo.name: unknown algorithm 'sac'; valid: trpo, npg, ppo, a2c, vpg",
+        ),
         (
             "task: {id: Hopper-v5}\noptimizer: {}\n",
-            r"unknown key 'optimizer'; valid keys in the configuration: task, policy, value, algo, train",
+            r"unknown key 'optimizer'; valid keys in the configuration: task, policy, value, advantage, algo, train",
         ),
         ("task: {id: Hopper-v5}\ntrain: {normalize_obs: true}\n", r"unknown key 'train.normalize_obs'"),
         ("task: {id: Hopper-v5}\ntask: {num_envs: 0}\n", r"task.num_envs: must be >= 1, got 0"),

@@ -26,49 +26,36 @@ def only_run(root: Path) -> Path:
     return run
 
 
-def test_trpo_learns_inverted_pendulum(tmp_path):
-    cfg = load_config(
-        "inverted_pendulum",
-        [
-            f"train.runs_dir={tmp_path}",
-            "train.progress=none",
-            "train.total_steps=45000",
-            "train.eval_every=0",
-            "train.eval_episodes=10",
-            "train.seed=0",
-        ],
-    )
+@pytest.mark.parametrize("algo", ["trpo", "ppo", "a2c", "vpg"])
+def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_path, algo):
+    # Exactly as a user runs `make train task=inverted_pendulum algo=...` (seed 0), to the end: the
+    # final policy, the one `make eval`, `make render` and `make export` use, must balance, not only the best.
+    cfg = load_config("inverted_pendulum", [f"train.runs_dir={tmp_path}", "train.progress=none"], algo=algo)
+    assert cfg.algo.name == algo
     summary = Trainer(cfg, new_run_dir(cfg)).run()
-    assert summary["finished"] and summary["env_steps"] >= 45000
-    assert summary["final_eval_return"] >= 950.0
+    assert summary["finished"] and summary["env_steps"] >= cfg.train.total_steps
+    assert summary["final_eval_return"] >= 950.0, summary
 
     run_dir = Path(summary["run_dir"])
     rows = read_progress(run_dir)
     assert [int(r["iteration"]) for r in rows] == list(range(1, len(rows) + 1))
-    for column in (
-        "kl",
-        "surrogate_improvement",
-        "line_search_accepted",
-        "line_search_fraction",
-        "entropy",
-        "value_loss",
-        "explained_variance",
-        "steps_per_s",
-        "episode_return",
-        "episode_length",
-    ):
+    for column in ("kl", "entropy", "value_loss", "explained_variance", "steps_per_s", "episode_return"):
         assert rows[-1][column] not in ("", "nan"), column
-    assert max(float(r["kl"]) for r in rows) <= cfg.algo.max_kl + 1e-9
+    if algo == "trpo":
+        assert max(float(r["kl"]) for r in rows) <= cfg.algo.max_kl + 1e-9
+        assert rows[-1]["line_search_fraction"] not in ("", "nan")
+    if algo == "ppo":
+        assert rows[-1]["clip_fraction"] not in ("", "nan")  # an algorithm's own metric reaches the CSV
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
     assert {"latest.pt", "best.pt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
-    assert load_config("inverted_pendulum").task == load_config("inverted_pendulum").task
+    assert load_config("inverted_pendulum", [f"train.runs_dir={tmp_path}", "train.progress=none"], algo=algo) == cfg
     saved = (run_dir / "config.yaml").read_text()
-    assert "max_kl: 0.02" in saved and "total_steps: 45000" in saved
+    assert f"name: {algo}" in saved and f"total_steps: {cfg.train.total_steps}" in saved
 
-    # make eval: deterministic, JSON in the run directory
-    assert main(["evaluate", str(run_dir), "--episodes", "3"]) == 0
+    # make eval on the latest checkpoint, over more episodes and other seeds than training's evaluations
+    assert main(["evaluate", str(run_dir), "--episodes", "10", "--seed", "77"]) == 0
     result = json.loads((run_dir / "eval.json").read_text())
-    assert result["episodes"] == 3 and len(result["returns"]) == 3 and result["mean_return"] >= 950.0
+    assert result["episodes"] == 10 and len(result["returns"]) == 10 and result["mean_return"] >= 950.0
 
 
 @pytest.mark.parametrize("backend", ["cpu", "gym"])
@@ -131,6 +118,9 @@ def test_non_finite_updates_are_rejected_then_the_run_stops_keeping_the_last_goo
 def test_tasks_command_lists_sizes(capsys):
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
-    assert "humanoid  Humanoid-v5  348" in " ".join(out.split("\n")) or "Humanoid-v5" in out
+    humanoid = next(row for row in out.splitlines() if row.startswith("humanoid "))
+    assert humanoid.split()[1:4] == ["Humanoid-v5", "348", "17"]
     line = next(row for row in out.splitlines() if row.startswith("hopper"))
     assert line.split()[1:4] == ["Hopper-v5", "11", "3"]
+    pendulum = next(row for row in out.splitlines() if row.startswith("inverted_pendulum "))
+    assert pendulum.split()[-4:] == ["trpo,", "ppo,", "a2c,", "vpg"]  # the tuned pairs

@@ -1,160 +1,268 @@
-"""Trust region policy optimization and the natural policy gradient (seed lecture 002,
-Algorithms 2-4) for a Gaussian policy, with a separately fitted value function."""
+"""Trust region policy optimization (seed lecture 002, Algorithms 2-4) for a Gaussian policy,
+with a separately fitted value function. :mod:`app.algorithms.npg` builds the natural policy
+gradient on the same numerics."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.distributions import Normal
 
+from app.algorithms.base import Batch, UpdateResult
 from app.algorithms.numerics import (
     GaussianFisher,
+    LineSearchResult,
     backtracking_line_search,
     conjugate_gradient,
+    fisher_vector_product,
     flat_grad,
     flat_params,
     set_flat_params,
 )
-from app.algorithms.value_fit import explained_variance, fit_value
-from app.config import TRPOConfig, ValueConfig
+from app.algorithms.value_fit import ValueFitter
+from app.params import param
 from policies import GaussianPolicy, ValueFunction, entropy, log_prob, mean_kl
+
+if TYPE_CHECKING:
+    from app.config import ValueConfig
 
 
 @dataclass(frozen=True)
-class Batch:
-    """One iteration's data, flattened over time and environments (B = T * N)."""
+class NaturalGradientConfig:
+    """What TRPO and NPG share: the natural-gradient direction and its length."""
 
-    obs: Tensor  # [B, obs_dim] raw observations
-    actions: Tensor  # [B, act_dim] sampled actions (normalized units, before clipping)
-    advantages: Tensor  # [B] GAE advantages
-    returns: Tensor  # [B] lambda-returns: value targets
-    values: Tensor  # [B] V(s) before this update
+    name: str = param("", "algorithm")
+    max_kl: float = param(0.01, "trust region: largest mean KL(old || new) per update", low=0.0, low_open=True)
+    damping: float = param(0.1, "Fisher damping: CG solves (F + damping I) x = g", low=0.0)
+    cg_iters: int = param(15, "conjugate gradient iterations", low=1)
+    cg_tol: float = param(1e-10, "conjugate gradient stops when the squared residual is below this", low=0.0)
+    fvp_subsample: float = param(
+        1.0, "fraction of the batch used for Fisher-vector products", low=0.0, high=1.0, low_open=True
+    )
+    ent_coef: float = param(0.0, "entropy bonus: the surrogate adds ent_coef * mean entropy", low=0.0)
+    full_step_signal: float = param(
+        0.5,
+        "the full trust-region step is taken when at least this fraction of the gradient is signal "
+        "(estimated from two independent halves of the batch), a proportionally shorter one below it; "
+        "0: always the full step",
+        low=0.0,
+        high=1.0,
+    )
 
 
-def surrogate(
-    dist: Normal, actions: Tensor, advantages: Tensor, old_log_prob: Tensor
-) -> tuple[Tensor, dict[str, Tensor]]:
+@dataclass(frozen=True)
+class TRPOConfig(NaturalGradientConfig):
+    name: Literal["trpo"] = param("trpo", "trust region policy optimization (natural gradient + line search)")
+    line_search_shrink: float = param(
+        0.8, "backtracking factor of the line search", low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    line_search_steps: int = param(10, "largest number of line-search tries", low=1)
+
+
+def surrogate(dist: Normal, actions: Tensor, advantages: Tensor, old_log_prob: Tensor) -> Tensor:
     """L(theta_k, theta) = mean_t [pi_theta(a_t|s_t) / pi_theta_k(a_t|s_t) * A_t].
 
-    actions [B, act_dim], advantages [B], old_log_prob [B]. Returns (L, metrics).
+    actions [B, act_dim], advantages [B], old_log_prob [B] -> scalar.
     """
     ratio = torch.exp(log_prob(dist, actions) - old_log_prob)
-    loss = (ratio * advantages).mean()
-    return loss, {"ratio_max": ratio.max().detach()}
+    return (ratio * advantages).mean()
+
+
+def fisher_product(
+    policy: GaussianPolicy, obs: Tensor, params: list[nn.Parameter], damping: float
+) -> Callable[[Tensor], Tensor]:
+    """v -> (F + damping I) v at the current parameters, for observations obs [B, obs_dim].
+
+    The closed form (:class:`GaussianFisher`) for a policy whose mean is a plain MLP; any
+    other policy gets the generic double-backpropagation product through the mean KL.
+    """
+    try:
+        return GaussianFisher(policy, obs, params, damping)
+    except (AttributeError, ValueError):
+        pass
+    with torch.no_grad():
+        fixed = policy.distribution(obs)
+        fixed = Normal(fixed.loc.detach(), fixed.scale.detach(), validate_args=False)
+    return lambda v: fisher_vector_product(lambda: mean_kl(fixed, policy.distribution(obs)), params, v, damping)
+
+
+def split_halves(batch: Batch, generator: torch.Generator | None) -> Tensor:
+    """A mask [B] of half the batch's environment columns (independent trajectories); with one
+    column, the first half of its time axis."""
+    steps, cols = batch.time_shape
+    device = batch.obs.device
+    if cols >= 2:
+        order = torch.randperm(cols, generator=generator, device=generator.device if generator else "cpu")
+        first = torch.zeros(cols, dtype=torch.bool, device=device)
+        first[order[: cols // 2].to(device)] = True
+        return first.repeat(steps)
+    mask = torch.zeros(steps * cols, dtype=torch.bool, device=device)
+    mask[: (steps * cols) // 2] = True
+    return mask
 
 
 class TRPO:
-    """One update = a natural-gradient policy step (+ line search for TRPO) and a value fit.
+    """One update = a natural-gradient policy step (+ line search) and a value fit.
 
-    Policy step: g = grad L at theta_k; s = (F + damping I)^-1 g by conjugate
-    gradient with Fisher-vector products; full step sqrt(2 delta / s^T F s) s;
-    TRPO then backtracks until KL <= delta and L improved, NPG takes the full step.
+    Policy step: g = grad L at theta_k; s = (F + damping I)^-1 g by conjugate gradient with
+    Fisher-vector products; full step sqrt(2 delta / s^T F s) s, shortened when the gradient is
+    mostly noise (below); then backtrack until KL <= delta and L improved.
+
+    Signal fraction: g estimated from the batch is the true gradient plus sampling noise. With
+    g_1, g_2 from two independent halves, E[g_1^T F^-1 g_2] is the true g^T F^-1 g, while g^T F^-1 g
+    itself also counts the noise; rho = g_2^T F^-1 g_1 / g^T F^-1 g is the signal's share. In the
+    quadratic model a step along a noisy natural gradient gains most at rho times the full length.
+    The step is scaled by min(1, rho / full_step_signal): full while the gradient is mostly signal
+    (learning goes at TRPO's pace), shrinking to nothing as it becomes noise. When every episode
+    earns the same return (a solved task) the advantages are noise, rho ~ 0, and the policy is
+    left (nearly) alone instead of taking a full trust-region step in a random direction each
+    iteration, which is what made a solved InvertedPendulum drift until it fell.
     """
 
-    def __init__(self, policy: GaussianPolicy, value: ValueFunction, cfg: TRPOConfig, value_cfg: ValueConfig) -> None:
-        self.policy, self.value, self.cfg, self.value_cfg = policy, value, cfg, value_cfg
+    reuse_rollouts = 0
+    gae_lambda: float | None = None
+
+    def __init__(
+        self,
+        policy: GaussianPolicy,
+        value: ValueFunction,
+        cfg: NaturalGradientConfig,
+        value_cfg: ValueConfig,
+        total_updates: int = 1,
+    ) -> None:
+        self.policy, self.cfg = policy, cfg
         self.params = [p for p in policy.parameters() if p.requires_grad]
-        self.value_optimizer = torch.optim.Adam(value.parameters(), lr=value_cfg.lr, fused=True)
+        self.value_fitter = ValueFitter(value, value_cfg)
 
-    def update(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, float]:
-        metrics = self.policy_step(batch, generator)
-        with torch.no_grad():
-            norm_obs = self.policy.normalizer(batch.obs)
-        metrics |= fit_value(
-            self.value,
-            self.value_optimizer,
-            norm_obs,
-            batch.returns,
-            self.value_cfg.epochs,
-            self.value_cfg.minibatch_size,
-            generator,
-            self.value_cfg.max_grad_norm,
+    def update(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
+        result = self.policy_step(batch, generator)
+        result.metrics |= self.value_fitter.fit(self.policy.normalizer(batch.obs).detach(), batch, generator)
+        if result.rejected is None and result.metrics.get("value_rejected"):
+            result.rejected = "non-finite value update"
+        return result
+
+    def take_step(
+        self, full_step: Tensor, evaluate: Callable[[], tuple[float, float]], surrogate_before: float
+    ) -> LineSearchResult:
+        """TRPO: backtrack from the full step until KL <= max_kl and the surrogate improved."""
+        cfg = self.cfg
+        assert isinstance(cfg, TRPOConfig)
+        return backtracking_line_search(
+            self.params,
+            full_step,
+            evaluate,
+            surrogate_before,
+            cfg.max_kl,
+            cfg.line_search_shrink,
+            cfg.line_search_steps,
         )
-        metrics["explained_variance"] = explained_variance(batch.values, batch.returns)
-        return metrics
 
-    def policy_step(self, batch: Batch, generator: torch.Generator | None = None) -> dict[str, float]:
+    def policy_step(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
         cfg, policy, params = self.cfg, self.policy, self.params
-        advantages = batch.advantages
-        if cfg.normalize_advantages and advantages.numel() > 1:
-            advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
+        obs, actions, advantages = batch.obs, batch.actions, batch.advantages
         with torch.no_grad():
-            old_dist = policy.distribution(batch.obs)
-            old_dist = Normal(old_dist.loc.detach(), old_dist.scale.detach())
-            old_log_prob = log_prob(old_dist, batch.actions)
+            old_dist = policy.distribution(obs)
+            old_dist = Normal(old_dist.loc.detach(), old_dist.scale.detach(), validate_args=False)
+            old_log_prob = log_prob(old_dist, actions)
         metrics: dict[str, float] = {"entropy": entropy(old_dist).item()}
 
-        loss, _ = surrogate(policy.distribution(batch.obs), batch.actions, advantages, old_log_prob)
+        def objective(dist: Normal, rows: Tensor | slice = slice(None)) -> Tensor:
+            # L(theta) + c_H H(pi_theta): the surrogate with the optional entropy bonus
+            loss = surrogate(dist, actions[rows], advantages[rows], old_log_prob[rows])
+            return loss + cfg.ent_coef * entropy(dist) if cfg.ent_coef else loss
+
+        loss = objective(policy.distribution(obs))
         g = flat_grad(loss, params)
         metrics["grad_norm"] = g.norm().item()
-
-        # Fisher-vector products on an optional random subset of the batch.
-        fvp_obs = batch.obs
-        if cfg.fvp_subsample < 1.0:
-            count = max(1, round(cfg.fvp_subsample * batch.obs.shape[0]))
-            device = generator.device if generator is not None else batch.obs.device
-            idx = torch.randperm(batch.obs.shape[0], generator=generator, device=device)[:count].to(batch.obs.device)
-            fvp_obs = batch.obs[idx]
-
-        fvp = GaussianFisher(policy, fvp_obs, params, cfg.damping)  # (F + damping I) v in closed form
-
-        rejected = {
-            "policy_rejected": 1.0,
-            "kl": 0.0,
-            "surrogate_improvement": 0.0,
-            "line_search_accepted": 0.0,
-            "line_search_fraction": 0.0,
-            "line_search_tries": 0.0,
-        }
         if not torch.isfinite(g).all() or not math.isfinite(loss.item()):
-            return metrics | rejected
+            return self._rejected(metrics, "non-finite policy gradient")
+
+        fvp_obs = obs
+        if cfg.fvp_subsample < 1.0:  # Fisher-vector products on a random subset of the batch
+            count = max(1, round(cfg.fvp_subsample * obs.shape[0]))
+            device = generator.device if generator is not None else obs.device
+            idx = torch.randperm(obs.shape[0], generator=generator, device=device)[:count].to(obs.device)
+            fvp_obs = obs[idx]
+        fvp = fisher_product(policy, fvp_obs, params, cfg.damping)
 
         step_dir = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)  # s ~ F^-1 g
         shs = step_dir.dot(fvp(step_dir))  # s^T F s
         if not (torch.isfinite(step_dir).all() and torch.isfinite(shs) and shs > 0):
-            return metrics | rejected
-        full_step = torch.sqrt(2.0 * cfg.max_kl / shs) * step_dir  # sqrt(2 delta / s^T F s) s
+            return self._rejected(metrics, "non-finite natural gradient")
+        scale = 1.0  # rho / full_step_signal, clipped to [0, 1]
+        if cfg.full_step_signal > 0 and batch.size >= 4:
+            signal = self.signal_fraction(batch, objective, fvp, generator)
+            metrics["signal_fraction"] = signal
+            scale = min(1.0, max(0.0, signal / cfg.full_step_signal)) if math.isfinite(signal) else 1.0
+        metrics["step_scale"] = scale
+        if scale <= 0.0:  # the gradient is indistinguishable from noise: keep the policy
+            return UpdateResult(metrics | self._no_step())
+        full_step = scale * torch.sqrt(2.0 * cfg.max_kl / shs) * step_dir  # rho sqrt(2 delta / s^T F s) s
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
-                dist = policy.distribution(batch.obs)
-                new_loss, _ = surrogate(dist, batch.actions, advantages, old_log_prob)
-                return new_loss.item(), mean_kl(old_dist, dist).item()
+                dist = policy.distribution(obs)
+                return objective(dist).item(), mean_kl(old_dist, dist).item()
 
         old_params = flat_params(params)
-        if cfg.name == "npg":
-            set_flat_params(params, old_params + full_step)
-            new_loss, kl = evaluate()
-            result = {
-                "line_search_accepted": 1.0,
-                "line_search_fraction": 1.0,
-                "line_search_tries": 0.0,
-                "kl": kl,
-                "surrogate_improvement": new_loss - loss.item(),
-            }
-        else:
-            search = backtracking_line_search(
-                params, full_step, evaluate, loss.item(), cfg.max_kl, cfg.line_search_shrink, cfg.line_search_steps
-            )
-            result = {
+        search = self.take_step(full_step, evaluate, loss.item())
+        if not torch.isfinite(flat_params(params)).all() or not math.isfinite(search.kl):
+            set_flat_params(params, old_params)
+            return self._rejected(metrics, "non-finite policy update")
+        return UpdateResult(
+            metrics
+            | {
                 "line_search_accepted": float(search.accepted),
                 "line_search_fraction": search.step_fraction,
                 "line_search_tries": float(search.tries),
                 "kl": search.kl,
                 "surrogate_improvement": search.improvement,
             }
-        if not torch.isfinite(flat_params(params)).all() or not math.isfinite(result["kl"]):
-            set_flat_params(params, old_params)
-            return metrics | rejected
-        return metrics | result | {"policy_rejected": 0.0}
+        )
+
+    def signal_fraction(
+        self,
+        batch: Batch,
+        objective: Callable[[Normal, Tensor], Tensor],
+        fvp: Callable[[Tensor], Tensor],
+        generator: torch.Generator | None,
+    ) -> float:
+        """The agreement of two independent halves' natural gradients (class docstring): in [-1, 1].
+
+        rho = g_1^T F^-1 g_2 / ((g_1^T F^-1 g_1 + g_2^T F^-1 g_2) / 2), a cosine in the F^-1 metric
+        (Cauchy-Schwarz bounds it by 1). With g_k = mu + n_k (signal, independent noise of one half):
+        E[numerator] = mu^T F^-1 mu, E[denominator] = mu^T F^-1 mu + E[n^T F^-1 n], so rho estimates
+        the signal's share of a half-batch gradient: ~1 for a clear signal, ~0 for pure noise.
+        """
+        first = split_halves(batch, generator)
+        second = ~first
+        g1 = flat_grad(objective(self.policy.distribution(batch.obs[first]), first), self.params)
+        g2 = flat_grad(objective(self.policy.distribution(batch.obs[second]), second), self.params)
+        s1 = conjugate_gradient(fvp, g1, self.cfg.cg_iters, self.cfg.cg_tol)  # F^-1 g_1
+        s2 = conjugate_gradient(fvp, g2, self.cfg.cg_iters, self.cfg.cg_tol)  # F^-1 g_2
+        denominator = (g1.dot(s1) + g2.dot(s2)) / 2
+        return ((g1.dot(s2) + g2.dot(s1)) / 2 / denominator).item() if denominator > 0 else math.nan
+
+    @staticmethod
+    def _no_step() -> dict[str, float]:
+        return {
+            "kl": 0.0,
+            "surrogate_improvement": 0.0,
+            "line_search_accepted": 0.0,
+            "line_search_fraction": 0.0,
+            "line_search_tries": 0.0,
+        }
+
+    def _rejected(self, metrics: dict[str, float], why: str) -> UpdateResult:
+        return UpdateResult(metrics | self._no_step(), rejected=why)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"value_optimizer": self.value_optimizer.state_dict()}
+        return {"value_optimizer": self.value_fitter.optimizer.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.value_optimizer.load_state_dict(state["value_optimizer"])
+        self.value_fitter.optimizer.load_state_dict(state["value_optimizer"])

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from app.algorithms.base import Batch
+    from app.config import ValueConfig
 
 
 def fit_value(
@@ -59,3 +64,27 @@ def explained_variance(predictions: Tensor, targets: Tensor) -> float:
     if var <= 0:
         return float("nan")
     return (1.0 - (targets - predictions).var() / var).item()
+
+
+class ValueFitter:
+    """The value function fitted by its own Adam regression after each policy step (TRPO, NPG, VPG)."""
+
+    def __init__(self, value: nn.Module, cfg: ValueConfig) -> None:
+        self.value, self.cfg = value, cfg
+        self.optimizer = torch.optim.Adam(value.parameters(), lr=cfg.lr, fused=True)
+
+    def fit(self, norm_obs: Tensor, batch: Batch, generator: torch.Generator | None) -> dict[str, float]:
+        """Regress V(norm_obs [B, obs_dim]) on batch.returns; metrics value_loss, value_rejected, explained_variance."""
+        cfg = self.cfg
+        metrics = fit_value(
+            self.value,
+            self.optimizer,
+            norm_obs,
+            batch.returns,
+            cfg.epochs,
+            cfg.minibatch_size,
+            generator,
+            cfg.max_grad_norm,
+        )
+        metrics["explained_variance"] = explained_variance(batch.values, batch.returns)
+        return metrics

@@ -4,23 +4,27 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from app.algorithms.trpo import TRPO, Batch, surrogate
+from app.algorithms.npg import NPG, NPGConfig
+from app.algorithms.trpo import TRPO, TRPOConfig, surrogate
 from app.algorithms.value_fit import fit_value
-from app.config import TRPOConfig, ValueConfig
+from app.config import ValueConfig
 from policies import GaussianPolicy, ValueFunction, mean_kl
+from tests.algorithms.batches import flat_batch
 
 
-def make(name="trpo", max_kl=0.01):
+def make(name="trpo", max_kl=0.01, full_step_signal=0.0):
     torch.manual_seed(0)
     policy = GaussianPolicy(4, 2, [-1, -1], [1, 1], hidden_sizes=(16,))
     value = ValueFunction(4, (16,))
-    algo = TRPO(policy, value, TRPOConfig(name=name, max_kl=max_kl), ValueConfig(epochs=3, minibatch_size=32))
+    cls, cfg_cls = (TRPO, TRPOConfig) if name == "trpo" else (NPG, NPGConfig)
+    cfg = cfg_cls(max_kl=max_kl, full_step_signal=full_step_signal)
+    algo = cls(policy, value, cfg, ValueConfig(epochs=3, minibatch_size=32))
     g = torch.Generator().manual_seed(1)
     obs = torch.randn(256, 4, generator=g)
     actions = torch.randn(256, 2, generator=g)
     advantages = actions[:, 0] - obs[:, 1]  # a learnable signal: push the mean of dimension 0 up
     returns = torch.randn(256, generator=g)
-    batch = Batch(obs, actions, advantages, returns, torch.zeros(256))
+    batch = flat_batch(obs, actions, advantages, returns, time_shape=(32, 8))
     return policy, algo, batch
 
 
@@ -30,8 +34,9 @@ def test_trpo_step_stays_in_the_trust_region_and_improves_the_surrogate(max_kl):
     with torch.no_grad():
         old = policy.distribution(batch.obs)
         old = Normal(old.loc.clone(), old.scale.clone())
-    metrics = algo.update(batch, torch.Generator().manual_seed(0))
-    assert metrics["line_search_accepted"] == 1.0 and metrics["policy_rejected"] == 0.0
+    result = algo.update(batch, torch.Generator().manual_seed(0))
+    metrics = result.metrics
+    assert metrics["line_search_accepted"] == 1.0 and result.rejected is None
     with torch.no_grad():
         kl = mean_kl(old, policy.distribution(batch.obs)).item()
     assert 0 < kl <= max_kl
@@ -41,7 +46,7 @@ def test_trpo_step_stays_in_the_trust_region_and_improves_the_surrogate(max_kl):
 
 def test_npg_takes_the_full_natural_step():
     _, algo, batch = make(name="npg", max_kl=0.01)
-    metrics = algo.update(batch)
+    metrics = algo.update(batch).metrics
     assert metrics["line_search_fraction"] == 1.0
     # The quadratic model puts the full step at KL = max_kl; the true KL is close to it.
     assert metrics["kl"] == pytest.approx(0.01, rel=0.3)
@@ -50,9 +55,9 @@ def test_npg_takes_the_full_natural_step():
 def test_non_finite_gradients_are_rejected_and_parameters_kept():
     policy, algo, batch = make()
     before = {k: v.clone() for k, v in policy.state_dict().items()}
-    bad = Batch(batch.obs, batch.actions, batch.advantages * float("nan"), batch.returns, batch.values)
-    metrics = algo.policy_step(bad)
-    assert metrics["policy_rejected"] == 1.0
+    bad = flat_batch(batch.obs, batch.actions, batch.advantages * float("nan"), batch.returns)
+    result = algo.policy_step(bad)
+    assert result.rejected == "non-finite policy gradient"
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
 
 
@@ -85,5 +90,94 @@ def test_surrogate_is_the_mean_advantage_at_the_old_policy():
     dist = Normal(torch.zeros(5, 2), torch.ones(5, 2))
     actions, adv = torch.randn(5, 2), torch.randn(5)
     old_logp = dist.log_prob(actions).sum(-1)
-    value, _ = surrogate(dist, actions, adv, old_logp)
+    value = surrogate(dist, actions, adv, old_logp)
     assert value.item() == pytest.approx(adv.mean().item())
+
+
+def signal_of(algo, batch, seed):
+    from app.algorithms.trpo import fisher_product
+
+    params = algo.params
+    with torch.no_grad():
+        old = algo.policy.distribution(batch.obs)
+        old_logp = (old.log_prob(batch.actions)).sum(-1)
+
+    def objective(dist, rows):
+        return surrogate(dist, batch.actions[rows], batch.advantages[rows], old_logp[rows])
+
+    fvp = fisher_product(algo.policy, batch.obs, params, 0.1)
+    return algo.signal_fraction(batch, objective, fvp, torch.Generator().manual_seed(seed))
+
+
+def test_the_signal_fraction_is_near_zero_for_noise_advantages_and_near_one_for_a_clear_signal():
+    # Advantages independent of the actions: the true gradient is 0, the sample gradient pure noise;
+    # two halves' natural gradients are then independent, and their F^-1-cosine has mean 0.
+    _, algo, batch = make(full_step_signal=0.5)
+    noise = []
+    for seed in range(40):
+        adv = torch.randn(256, generator=torch.Generator().manual_seed(100 + seed))
+        noise.append(signal_of(algo, flat_batch(batch.obs, batch.actions, adv, time_shape=(32, 8)), seed))
+    noise = torch.tensor(noise)
+    assert abs(noise.mean().item()) < 3 * noise.std().item() / len(noise) ** 0.5 + 0.02
+    assert noise.abs().max().item() <= 1.0 + 1e-6  # a cosine (Cauchy-Schwarz)
+    # A strong signal (advantage = the first action dimension): the halves agree.
+    signal = flat_batch(batch.obs, batch.actions, batch.actions[:, 0] * 3.0, time_shape=(32, 8))
+    assert signal_of(algo, signal, 0) > 0.8
+
+
+def test_the_step_is_scaled_by_signal_over_full_step_signal():
+    _, algo, batch = make(max_kl=0.01, full_step_signal=0.5)
+    signal = flat_batch(batch.obs, batch.actions, batch.actions[:, 0] * 3.0, batch.returns, time_shape=(32, 8))
+    metrics = algo.policy_step(signal, torch.Generator().manual_seed(0)).metrics
+    assert metrics["signal_fraction"] > 0.5 and metrics["step_scale"] == 1.0
+    algo.signal_fraction = lambda *args: 0.1  # a mostly-noise gradient: one fifth of the full step
+    metrics = algo.policy_step(signal, torch.Generator().manual_seed(0)).metrics
+    assert metrics["step_scale"] == pytest.approx(0.2)
+    assert metrics["kl"] <= 0.01 * 0.2**2 * 1.5  # KL scales with the square of the step
+    algo.signal_fraction = lambda *args: -0.3  # the halves disagree: no step at all
+    before = [p.detach().clone() for p in algo.params]
+    metrics = algo.policy_step(signal, torch.Generator().manual_seed(0)).metrics
+    assert metrics["step_scale"] == 0.0 and metrics["kl"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, algo.params, strict=True))
+
+
+def test_split_halves_takes_whole_environment_columns():
+    from app.algorithms.trpo import split_halves
+
+    _, _, batch = make()
+    mask = split_halves(batch, torch.Generator().manual_seed(0)).view(32, 8)
+    assert int(mask[0].sum()) == 4 and bool((mask == mask[0]).all())  # the same columns at every step
+
+
+def test_a_policy_that_is_not_a_plain_mlp_gets_the_generic_fisher_product():
+    from app.algorithms.numerics import GaussianFisher, fisher_vector_product
+    from app.algorithms.trpo import fisher_product
+
+    torch.manual_seed(0)
+    policy = GaussianPolicy(4, 2, [-1, -1], [1, 1], hidden_sizes=(8,))
+    policy.mean_net = torch.nn.Sequential(
+        torch.nn.Linear(4, 8), torch.nn.LayerNorm(8), torch.nn.Tanh(), torch.nn.Linear(8, 2)
+    )
+    params = [p for p in policy.parameters() if p.requires_grad]
+    obs = torch.randn(64, 4)
+    fvp = fisher_product(policy, obs, params, 0.1)
+    assert not isinstance(fvp, GaussianFisher)
+    v = torch.randn(sum(p.numel() for p in params))
+    with torch.no_grad():
+        fixed = policy.distribution(obs)
+        fixed = Normal(fixed.loc.clone(), fixed.scale.clone())
+    expected = fisher_vector_product(lambda: mean_kl(fixed, policy.distribution(obs)), params, v, 0.1)
+    torch.testing.assert_close(fvp(v), expected)
+    # and a plain MLP gets the closed form
+    plain = GaussianPolicy(4, 2, [-1, -1], [1, 1], hidden_sizes=(8,))
+    assert isinstance(fisher_product(plain, obs, list(plain.parameters()), 0.1), GaussianFisher)
+
+
+def test_entropy_bonus_pushes_the_log_std_up():
+    policy, _, batch = make()
+    cfg = TRPOConfig(max_kl=0.01, full_step_signal=0.0, ent_coef=1.0)
+    algo = TRPO(policy, ValueFunction(4, (16,)), cfg, ValueConfig(epochs=1))
+    before = policy.log_std.detach().clone()
+    zero_adv = flat_batch(batch.obs, batch.actions, torch.zeros(256), batch.returns, time_shape=(32, 8))
+    algo.policy_step(zero_adv, torch.Generator().manual_seed(0))
+    assert bool((policy.log_std.detach() > before).all())
