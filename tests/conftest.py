@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -34,11 +35,10 @@ if "PolicylabTest/NaNAfter-v0" not in gym.registry:
     gym.register("PolicylabTest/NaNAfter-v0", entry_point=make_nan_env)
 
 
-@pytest.fixture
-def fast(tmp_path):
-    """Overrides for a quick, quiet run under tmp_path."""
+def fast_overrides(root: Path) -> list[str]:
+    """Overrides for a quick, quiet run whose run directories go under ``root``."""
     return [
-        f"train.runs_dir={tmp_path / 'runs'}",
+        f"train.runs_dir={root / 'runs'}",
         "train.progress=none",
         "task.num_envs=2",
         "train.steps_per_env=32",
@@ -53,10 +53,28 @@ def fast(tmp_path):
 
 
 @pytest.fixture
-def trained_run(tmp_path, fast) -> Path:
-    """A finished short InvertedPendulum run (its normalizer has real statistics)."""
+def fast(tmp_path) -> list[str]:
+    """Overrides for a quick, quiet run under tmp_path."""
+    return fast_overrides(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def trained_run_template(tmp_path_factory) -> Path:
+    """A finished short InvertedPendulum run (its normalizer has real statistics), trained once per session.
+
+    Tests never touch it: :func:`trained_run` hands each test its own copy.
+    """
     from app.config import load_config
     from app.runner import Trainer, new_run_dir
 
-    cfg = load_config("inverted_pendulum", fast)
+    cfg = load_config("inverted_pendulum", fast_overrides(tmp_path_factory.mktemp("trained_run")))
     return Path(Trainer(cfg, new_run_dir(cfg)).run()["run_dir"])
+
+
+@pytest.fixture
+def trained_run(tmp_path, trained_run_template) -> Path:
+    """A private copy of the session's trained run, under this test's tmp_path (same layout: runs/<task>/<run>)."""
+    relative = trained_run_template.relative_to(trained_run_template.parents[2])
+    copy = tmp_path / relative
+    shutil.copytree(trained_run_template, copy)
+    return copy
