@@ -50,6 +50,13 @@ def _train(args: argparse.Namespace) -> int:
             f"({summary['steps_per_s']:,.0f} steps/s); "
             f"deterministic return {ret:.1f} ± {std:.1f}; run: {run_dir}"
         )
+        best = summary.get("best_eval_return")
+        if best is not None and best > ret + max(std, 0.05 * abs(best)):
+            print(
+                f"note: the final policy (latest.pt, what eval/render/export use by default) scores below the best "
+                f"evaluation, {best:.1f} at {summary['best_eval_env_steps']:,} steps; to use that one: "
+                f"make eval run={run_dir} checkpoint=best (also for render and export)"
+            )
     return 0
 
 

@@ -38,6 +38,7 @@ from envs.native.batch_sim import available_cores
 from policies import ValueFunction
 
 RECENT_EPISODES = 20  # window of the logged mean episode return and length
+FINAL_EVAL_EPISODES = 10  # at least this many episodes judge the final policy
 
 
 def new_run_dir(cfg: Config) -> Path:
@@ -127,7 +128,7 @@ class Trainer:
         # The last algo.reuse_rollouts rollouts (with the rewards as scaled when collected), newest first.
         self.past: deque[tuple[Rollout, torch.Tensor]] = deque(maxlen=self.algo.reuse_rollouts)
         self.iteration, self.env_steps, self.wall_time = 0, 0, 0.0
-        self.best_eval, self.bad_updates = -math.inf, 0
+        self.best_eval, self.best_eval_steps, self.bad_updates = -math.inf, 0, 0
         self.recent: deque[tuple[float, int]] = deque(maxlen=RECENT_EPISODES)
         self.revision = code_revision()
         self._eval_env: VecEnv | None = None
@@ -234,8 +235,9 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------
 
-    def evaluate(self) -> dict[str, float]:
-        episodes = self.cfg.train.eval_episodes
+    def evaluate(self, episodes: int | None = None) -> dict[str, float]:
+        """Deterministic evaluation (``train.eval_episodes`` episodes unless given) on the evaluation seeds."""
+        episodes = episodes or self.cfg.train.eval_episodes
         if self._eval_env is None:
             self._eval_env = envs.make(self.cfg.task, num_envs=evaluation_envs(episodes))
         self.policy.eval()
@@ -271,7 +273,8 @@ class Trainer:
                     final = self.env_steps >= tcfg.total_steps
                     evaluate = (tcfg.eval_every and self.iteration % tcfg.eval_every == 0) or final
                     if evaluate and not row["update_rejected"]:
-                        row |= self.evaluate()
+                        # the final policy is what eval, render and export use: judge it on more episodes
+                        row |= self.evaluate(max(tcfg.eval_episodes, FINAL_EVAL_EPISODES) if final else None)
                     self.wall_time += time.perf_counter() - start
                     row["wall_time"] = self.wall_time
                     logger.log(row)
@@ -340,7 +343,7 @@ class Trainer:
         eval_return = row.get("eval_return", math.nan)
         improved = math.isfinite(eval_return) and eval_return > self.best_eval
         if improved:
-            self.best_eval = eval_return
+            self.best_eval, self.best_eval_steps = eval_return, self.env_steps
         state = None
         if improved:
             state = self.state_dict()
@@ -364,6 +367,7 @@ class Trainer:
             "final_eval_return": row.get("eval_return", math.nan) if finished else math.nan,
             "final_eval_return_std": row.get("eval_return_std", math.nan) if finished else math.nan,
             "best_eval_return": self.best_eval if math.isfinite(self.best_eval) else None,
+            "best_eval_env_steps": self.best_eval_steps if math.isfinite(self.best_eval) else None,
             "run_dir": str(self.run_dir),
         }
 
@@ -401,6 +405,7 @@ class Trainer:
                 "env_steps": self.env_steps,
                 "wall_time": self.wall_time,
                 "best_eval": self.best_eval,
+                "best_eval_steps": self.best_eval_steps,
                 "bad_updates": self.bad_updates,
                 "recent": [list(e) for e in self.recent],
                 "generator": self.generator.get_state(),
@@ -421,6 +426,7 @@ class Trainer:
             runner = ckpt["runner"]
             self.iteration, self.env_steps = int(runner["iteration"]), int(runner["env_steps"])
             self.wall_time, self.best_eval = float(runner["wall_time"]), float(runner["best_eval"])
+            self.best_eval_steps = int(runner.get("best_eval_steps", 0))
             self.bad_updates = int(runner["bad_updates"])
             self.recent.extend((float(r), int(n)) for r, n in runner["recent"])
             self.generator.set_state(runner["generator"])

@@ -3,7 +3,6 @@ of many parallel environments, optionally reusing the last k rollouts with trunc
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -80,7 +79,6 @@ class A2C:
         lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.updates, self.total_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        saved = copy.deepcopy((policy.state_dict(), value.state_dict(), self.optimizer.state_dict()))
         dist = policy.distribution(batch.obs)
         new_log_probs = log_prob(dist, batch.actions)
         weights = importance_weights(new_log_probs, batch, cfg.importance_cap, cfg.importance == "cumulative")
@@ -91,7 +89,9 @@ class A2C:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
-        self.optimizer.step()
+        finite = math.isfinite(loss.item()) and math.isfinite(grad_norm.item())
+        if finite:  # a non-finite loss or gradient never reaches the parameters or the optimizer state
+            self.optimizer.step()
         self.updates += 1
         with torch.no_grad():
             kl = torch.distributions.kl_divergence(dist, policy.distribution(batch.obs)).sum(-1).mean()
@@ -105,11 +105,9 @@ class A2C:
             "importance_weight_mean": weights.mean().item(),
             "explained_variance": explained_variance(batch.values, batch.returns),
         }
-        if not (math.isfinite(loss.item()) and all(torch.isfinite(p).all() for p in self.params)):
-            policy.load_state_dict(saved[0])
-            value.load_state_dict(saved[1])
-            self.optimizer.load_state_dict(saved[2])
-            return UpdateResult(metrics, rejected="non-finite loss or parameters")
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
+            return UpdateResult(metrics, rejected="non-finite loss or gradient")
         return UpdateResult(metrics)
 
     def state_dict(self) -> dict[str, Any]:

@@ -151,7 +151,6 @@ class VPG:
         lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.updates, self.total_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        saved = [p.detach().clone() for p in self.params]
         psi = self.psi(batch)
         baseline = "none" if cfg.returns == "gae" else cfg.baseline
         if baseline == "mean":
@@ -177,7 +176,9 @@ class VPG:
             loss = policy_gradient_loss(new_log_probs, psi / scale, weights) - cfg.ent_coef * ent
             loss.backward()
         grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
-        self.optimizer.step()
+        finite = math.isfinite(grad_norm.item())
+        if finite:  # a non-finite gradient never reaches the parameters or the optimizer state
+            self.optimizer.step()
         self.updates += 1
         with torch.no_grad():
             kl = torch.distributions.kl_divergence(dist, policy.distribution(batch.obs)).sum(-1).mean()
@@ -190,10 +191,8 @@ class VPG:
             "psi_std": scale.item() if cfg.normalize_psi else psi.std().item(),
             "importance_weight_mean": weights.mean().item(),
         }
-        if not (math.isfinite(grad_norm.item()) and all(torch.isfinite(p).all() for p in self.params)):
-            with torch.no_grad():
-                for p, old in zip(self.params, saved, strict=True):
-                    p.copy_(old)
+        if not finite:
+            self.optimizer.zero_grad(set_to_none=True)
             return UpdateResult(metrics, rejected="non-finite policy gradient")
         metrics |= self.value_fitter.fit(policy.normalizer(batch.obs).detach(), batch, generator)
         return UpdateResult(metrics, rejected="non-finite value update" if metrics["value_rejected"] else None)

@@ -239,3 +239,25 @@ def test_a2c_nstep_asks_the_runner_for_lambda_one():
     policy, value, _ = make_policy_batch()
     assert A2C(policy, value, A2CConfig(advantage="nstep"), ValueConfig()).gae_lambda == 1.0
     assert A2C(policy, value, A2CConfig(advantage="gae"), ValueConfig()).gae_lambda is None
+
+
+@pytest.mark.parametrize("algo_name", ["a2c", "vpg"])
+def test_a_non_finite_gradient_is_rejected_before_it_reaches_the_parameters(algo_name):
+    policy, value, batch = make_policy_batch()
+    if algo_name == "a2c":
+        algo = A2C(policy, value, A2CConfig(), ValueConfig())
+    else:
+        algo = VPG(policy, value, VPGConfig(returns="gae"), ValueConfig())
+    before = {k: v.clone() for k, v in policy.state_dict().items()}
+    bad = flat_batch(
+        batch.obs,
+        batch.actions,
+        batch.advantages * float("nan"),
+        returns=batch.returns,
+        log_probs=batch.log_probs,
+        time_shape=batch.time_shape,
+    )
+    result = algo.update(bad, torch.Generator().manual_seed(0))
+    assert result.rejected is not None and "non-finite" in result.rejected
+    assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
+    assert algo.update(batch, torch.Generator().manual_seed(0)).rejected is None  # the optimizer is unharmed
