@@ -262,7 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # argparse fills a command's positionals from one contiguous run of arguments, so key=value
+    # overrides after an option (`config hopper --algo ppo algo.lr=1e-3`) come back unparsed: they
+    # are overrides all the same, in the order given.
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not hasattr(args, "overrides") or any(item.startswith("-") for item in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.overrides = [*args.overrides, *extra]
     if getattr(args, "episodes", 1) is not None and getattr(args, "episodes", 1) < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
