@@ -450,4 +450,12 @@ class Trainer:
                 if self.reward_scaler is not None:
                     self.reward_scaler.load_state_dict(runner["reward_scaler"])
                 return
-        self.resume_note = "resume: environments restarted (the saved batch does not match this configuration)"
+        else:
+            self.resume_note = "resume: environments restarted (the saved batch does not match this configuration)"
+        # Every environment starts a new episode, but the reward scale is the task's, not the batch's: keep
+        # the running variance of the discounted return (a fresh one would rescale the value targets on the
+        # first update); only each environment's running return starts over.
+        saved_scaler = runner["reward_scaler"]
+        if self.reward_scaler is not None and saved_scaler is not None:
+            restart = {"discounted": torch.zeros_like(self.reward_scaler.discounted)}
+            self.reward_scaler.load_state_dict(saved_scaler | restart)
