@@ -29,14 +29,32 @@ if TYPE_CHECKING:
 register_native_tasks()  # policylab/Hopper-v0 ... for other libraries
 
 
+def resolve_backend(task: TaskConfig) -> str:
+    """The backend ``task`` runs on: ``task.backend``, with ``auto`` resolved.
+
+    ``auto``: a native task runs on ``gpu`` where torch sees a CUDA device and
+    mujoco-warp is installed, else on ``cpu``; any other id on ``gym``.
+    """
+    if task.backend != "auto":
+        return task.backend
+    if task.id not in NATIVE_TASK_IDS:
+        return "gym"
+    import torch
+
+    from envs.config import gpu_backend_missing
+
+    return "gpu" if torch.cuda.is_available() and not gpu_backend_missing() else "cpu"
+
+
 def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
     """Build the VecEnv a task config describes (``num_envs`` overrides the config's)."""
     n = num_envs or task.num_envs
-    if task.backend == "cpu":
-        return make_native(task, n)
+    backend = resolve_backend(task)
+    if backend in ("cpu", "gpu"):
+        return make_native(task, n, backend)
     if task.randomization.enabled:
         raise TaskError(
-            f"task {task.name or task.id}: task.randomization needs task.backend: cpu (the native tasks); "
+            f"task {task.name or task.id}: task.randomization needs task.backend: cpu or gpu (the native tasks); "
             "the gym backend cannot change the simulation"
         )
     from envs.gym_adapter import GymVecEnv
@@ -56,11 +74,12 @@ def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
         raise TaskError(f"task {task.name or task.id}: cannot build environment {task.id}: {exc}") from None
 
 
-def make_native(task: TaskConfig, num_envs: int) -> VecEnv:
-    """A native backend (``task.backend``): the native version of ``task.id`` on its simulator."""
+def make_native(task: TaskConfig, num_envs: int, backend: str | None = None) -> VecEnv:
+    """A native backend (``backend``, default ``task.backend``): the native version of ``task.id`` on its simulator."""
+    backend = backend or task.backend
     if task.id not in NATIVE_TASK_IDS:
         raise TaskError(
-            f"task {task.name or task.id}: task.backend {task.backend} has no native version of '{task.id}'; "
+            f"task {task.name or task.id}: task.backend {backend} has no native version of '{task.id}'; "
             f"native tasks: {', '.join(NATIVE_TASK_IDS)}; use task.backend: gym for other environments"
         )
     if task.env_kwargs:
@@ -71,7 +90,23 @@ def make_native(task: TaskConfig, num_envs: int) -> VecEnv:
     from envs.native import NATIVE_TASKS, NativeVecEnv, make_simulator
 
     task_cls = NATIVE_TASKS[task.id]
-    sim: Simulator = make_simulator(task.backend, task_cls, num_envs, nthread=task.num_threads)
+    try:
+        sim: Simulator = make_simulator(
+            backend, task_cls, num_envs, nthread=task.num_threads, nconmax=task.nconmax, njmax=task.njmax
+        )
+    except ImportError as exc:
+        raise TaskError(
+            f"task {task.name or task.id}: task.backend gpu cannot import {exc.name}; "
+            "pip install -e '.[gpu]', or use task.backend: cpu"
+        ) from None
+    except (NotImplementedError, ValueError) as exc:
+        if backend != "gpu":
+            raise
+        # MuJoCo Warp refuses a model feature (put_model raises on what it does not implement)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TaskError(
+            f"task {task.name or task.id}: task.backend {backend} cannot run {task.id}: {first}; use task.backend: cpu"
+        ) from None
     return NativeVecEnv(
         task_cls,
         num_envs,
@@ -123,4 +158,5 @@ __all__ = [
     "make",
     "make_native",
     "make_single",
+    "resolve_backend",
 ]

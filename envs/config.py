@@ -82,11 +82,16 @@ class TaskConfig:
 
     name: str = param("", "task name, used for the run directory (defaults to the config file name)")
     id: str = param("", "Gymnasium id (Hopper-v5) or dm_control suite task (dmc:walker-walk)")
-    backend: Literal["gym", "cpu"] = param(
-        "gym", "simulation backend: cpu = native task on mujoco.batch, gym = Gymnasium vector envs"
+    backend: Literal["gym", "cpu", "gpu", "auto"] = param(
+        "gym",
+        "simulation backend: cpu = native task on mujoco.batch, gpu = native task on MuJoCo Warp (CUDA, or "
+        "Warp's CPU device without one), auto = gpu where torch sees CUDA and mujoco-warp is installed, else cpu "
+        "(gym for non-native ids), gym = Gymnasium vector envs",
     )
     num_envs: int = param(8, "number of environments stepped in parallel", low=1)
     num_threads: int = param(0, "cpu backend: simulation threads (0: one per available core)", low=0)
+    nconmax: int = param(0, "gpu backend: contacts per world in the shared contact pool (0: the task's own)", low=0)
+    njmax: int = param(0, "gpu backend: constraint rows per world (0: the task's own)", low=0)
     vectorization: Literal["sync", "async"] = param(
         "sync", "gym backend: step envs in this process (sync) or in subprocesses (async)"
     )
@@ -95,6 +100,34 @@ class TaskConfig:
     )
     env_kwargs: dict[str, Any] = param({}, "keyword arguments passed to the environment constructor")
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(key, what is wrong) for a gpu backend this machine or this task cannot have."""
+        if self.backend != "gpu":
+            return []
+        from envs.registration import NATIVE_TASK_IDS
+
+        if self.id and self.id not in NATIVE_TASK_IDS:
+            return [
+                (
+                    "backend",
+                    f"gpu runs the native tasks only ({', '.join(NATIVE_TASK_IDS)}), not '{self.id}'; "
+                    "use task.backend: gym",
+                )
+            ]
+        missing = gpu_backend_missing()
+        if missing:
+            return [("backend", f"gpu needs {missing}; install them with pip install -e '.[gpu]', or use cpu")]
+        return []
+
+
+def gpu_backend_missing() -> str:
+    """The packages of the gpu backend that are not installed ('' if none), without importing them."""
+    from importlib.util import find_spec
+
+    return " and ".join(
+        name for name, module in (("mujoco-warp", "mujoco_warp"), ("warp-lang", "warp")) if not find_spec(module)
+    )
 
 
 __all__ = ["RandomizationConfig", "TaskConfig", "param"]

@@ -27,6 +27,11 @@ def sample_scale(bounds: tuple[float, ...], shape: tuple[int, ...], generator: t
     return uniform(low, high, shape, generator)
 
 
+def set_rows(field: Tensor, ids: Tensor, values: Tensor) -> None:
+    """field[ids] = values, in the field's dtype (float64 on the cpu backend, float32 on the gpu one)."""
+    field[ids] = values.to(field.dtype)
+
+
 class DomainRandomizer:
     """Samples and applies ``task.randomization`` to a :class:`Simulator`.
 
@@ -86,21 +91,21 @@ class DomainRandomizer:
             shape = (k, sim.model.nbody) if name == "mass_scale" else (k,)
             self.scales[name][ids] = sample_scale(bounds, shape, generator)
         if "mass_scale" in self.physical:
-            sim.model_field("body_mass")[ids] = self.base["body_mass"] * self.scales["mass_scale"][ids]
+            set_rows(sim.model_field("body_mass"), ids, self.base["body_mass"] * self.scales["mass_scale"][ids])
         if "friction_scale" in self.physical:
             scale = self.scales["friction_scale"][ids].view(k, 1, 1)
-            sim.model_field("geom_friction")[ids] = self.base["geom_friction"] * scale
+            set_rows(sim.model_field("geom_friction"), ids, self.base["geom_friction"] * scale)
         if "gain_scale" in self.physical:
             scale = self.scales["gain_scale"][ids].view(k, 1)
             gain = self.base["actuator_gainprm"].expand(k, -1, -1).clone()
             bias = self.base["actuator_biasprm"].expand(k, -1, -1).clone()
             gain[:, :, 0] *= scale
             bias[:, :, 1:3] *= scale.unsqueeze(-1)
-            sim.model_field("actuator_gainprm")[ids] = gain
-            sim.model_field("actuator_biasprm")[ids] = bias
+            set_rows(sim.model_field("actuator_gainprm"), ids, gain)
+            set_rows(sim.model_field("actuator_biasprm"), ids, bias)
         if "damping_scale" in self.physical:
             scale = self.scales["damping_scale"][ids].view(k, 1)
-            sim.model_field("dof_damping")[ids] = self.base["dof_damping"] * scale
+            set_rows(sim.model_field("dof_damping"), ids, self.base["dof_damping"] * scale)
         if "mass_scale" in self.physical:
             sim.set_const(ids)  # masses feed the constants mj_setConst derives
         low, high = int(cfg.latency_steps[0]), int(cfg.latency_steps[1])

@@ -7,8 +7,8 @@ that the simulator refreshes in place: the state fields ``qpos`` [N, nq],
 task declares in ``NativeTask.fields`` (``xpos`` [N, nbody, 3], ``cinert``
 [N, nbody, 10], ...) is a read-only attribute of the same name. Task code
 touches nothing else, so one task serves every backend: ``cpu``
-(:class:`~envs.native.batch_sim.BatchSim`, ``mujoco.batch``) today, a Warp one
-on the GPU later.
+(:class:`~envs.native.batch_sim.BatchSim`, ``mujoco.batch``, float64) and
+``gpu`` (:class:`~envs.native.warp_sim.WarpSim`, MuJoCo Warp, float32).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from envs.native.task import NativeTask
 
 # The backends that have a simulator (TaskConfig.backend values other than "gym").
-SIMULATOR_BACKENDS = ("cpu",)
+SIMULATOR_BACKENDS = ("cpu", "gpu")
 
 
 @runtime_checkable
@@ -37,9 +37,10 @@ class Simulator(Protocol):
     model: mujoco.MjModel  # the shared model (per-world values of some fields: :meth:`model_field`)
     num_worlds: int
     device: torch.device
-    qpos: Tensor  # [N, nq] float64, writable
-    qvel: Tensor  # [N, nv] float64, writable
-    ctrl: Tensor  # [N, nu] float64, writable
+    # float64 on the cpu backend, float32 on the gpu one (task code promotes through its float64 constants)
+    qpos: Tensor  # [N, nq], writable
+    qvel: Tensor  # [N, nv], writable
+    ctrl: Tensor  # [N, nu], writable
     # [N, nbody, 6]: cfrc_ext as mj_rnePostConstraint leaves it after a step (Gymnasium's
     # contact forces), zero after a reset; kept up to date only for rne_post simulators.
     cfrc_ext_post: Tensor
@@ -95,15 +96,39 @@ class Simulator(Protocol):
         ...
 
 
-def make_simulator(backend: str, task_cls: type[NativeTask], num_worlds: int, *, nthread: int = 0) -> Simulator:
-    """The simulator of ``num_worlds`` worlds of ``task_cls``'s model for ``backend`` (``cpu``: BatchSim).
+def make_simulator(
+    backend: str,
+    task_cls: type[NativeTask],
+    num_worlds: int,
+    *,
+    nthread: int = 0,
+    nconmax: int = 0,
+    njmax: int = 0,
+    device: str | None = None,
+) -> Simulator:
+    """The simulator of ``num_worlds`` worlds of ``task_cls``'s model for ``backend``.
 
-    ``nthread``: simulation threads of the cpu backend (0: one per available core).
+    ``cpu``: BatchSim with ``nthread`` simulation threads (0: one per available
+    core). ``gpu``: WarpSim on ``device`` (a Warp device name; None: CUDA when
+    torch and Warp see one, else Warp's CPU device) with ``nconmax`` contacts
+    and ``njmax`` constraint rows per world (0: the task's own sizes).
     """
     if backend == "cpu":
         from envs.native.batch_sim import BatchSim
 
         return BatchSim(
             task_cls.load_model(), num_worlds, fields=task_cls.fields, nthread=nthread, rne_post=task_cls.rne_post
+        )
+    if backend == "gpu":
+        from envs.native.warp_sim import WarpSim
+
+        return WarpSim(
+            task_cls.load_model(),
+            num_worlds,
+            fields=task_cls.fields,
+            rne_post=task_cls.rne_post,
+            nconmax=nconmax or task_cls.nconmax,
+            njmax=njmax or task_cls.njmax,
+            device=device,
         )
     raise ValueError(f"no simulator for backend '{backend}'; native backends: {', '.join(SIMULATOR_BACKENDS)}")

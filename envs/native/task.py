@@ -54,6 +54,10 @@ class NativeTask:
     fields: ClassVar[tuple[str, ...]] = ()  # derived MjData fields the task reads
     rne_post: ClassVar[bool] = False  # reads cfrc_ext after mj_rnePostConstraint
     push_dofs: ClassVar[tuple[int, ...]] = (0,)  # qvel entries a random push kicks
+    # gpu backend buffers, per world: contacts (an average share of one pool) and constraint rows.
+    # About twice the most seen in 8 random-action episodes of the cpu backend (Newton solver).
+    nconmax: ClassVar[int] = 4
+    njmax: ClassVar[int] = 8
 
     def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
         self.model = model

@@ -21,6 +21,7 @@ class PlanarWalker(NativeTask):
     frame_skip = 4
     max_episode_steps = 1000
     push_dofs = (0, 1)  # rootx, rootz
+    nconmax, njmax = 12, 56  # Walker2d: 6 contacts, 26 rows seen
     ctrl_weight = 1e-3
     healthy_z: tuple[float, float]
     healthy_angle: tuple[float, float]
@@ -71,6 +72,7 @@ class Runner(NativeTask):
     max_episode_steps = 1000
     push_dofs = (0, 1)
     qpos_skip: int
+    nconmax, njmax = 8, 32  # HalfCheetah: 4 contacts, 16 rows seen; Swimmer none
     ctrl_weight: float
     noise_scale = 0.1
     qvel_normal: bool
@@ -115,6 +117,7 @@ class Ant(NativeTask):
     fields = ("xpos",)
     rne_post = True
     push_dofs = (0, 1)  # free joint vx, vy
+    nconmax, njmax = 12, 48  # 5 contacts, 22 rows seen
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 0.1, qvel_normal=True)
@@ -149,6 +152,7 @@ class Humanoid(NativeTask):
     fields = ("xipos", "cinert", "cvel", "qfrc_actuator")
     rne_post = True
     push_dofs = (0, 1)
+    nconmax, njmax = 24, 96  # 11 contacts, 45 rows seen (on the ground)
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 1e-2)
@@ -291,6 +295,7 @@ class Pusher(NativeTask):
     max_episode_steps = 100
     fields = ("xpos",)
     push_dofs = (0, 1, 2, 3, 4, 5, 6)  # the arm joints
+    nconmax, njmax = 12, 24  # 6 contacts, 7 rows seen
 
     def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
         super().__init__(model, device)

@@ -87,11 +87,11 @@ class NativeVecEnv(VecEnv):
     def _start_episodes(self, ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
         """Write initial states into the (just reset) simulations ``ids`` and ``mj_forward`` them."""
         sim = self.sim
-        sim.qpos[ids] = qpos.to(torch.float64)
-        sim.qvel[ids] = qvel.to(torch.float64)
+        sim.qpos[ids] = qpos.to(sim.qpos.dtype)  # float64 on the cpu backend, float32 on the gpu one
+        sim.qvel[ids] = qvel.to(sim.qvel.dtype)
         sim.forward(ids)
         self.elapsed[ids] = 0
-        self._before[ids] = self.task.pre_step(sim)[ids]
+        self._before[ids] = self.task.pre_step(sim)[ids].to(self._before.dtype)
 
     def set_initial_state(self, ids: Tensor, qpos: Tensor, qvel: Tensor) -> Tensor:
         """Start new episodes in ``ids`` from given (qpos [k, nq], qvel [k, nv]), as Gymnasium's ``set_state``.

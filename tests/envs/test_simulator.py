@@ -35,8 +35,8 @@ def test_the_factory_builds_the_cpu_simulator_with_the_task_fields_bound():
         assert getattr(sim, name).shape[0] == 3
     with pytest.raises(AttributeError, match="field 'site_xpos' is not bound"):
         _ = sim.site_xpos
-    with pytest.raises(ValueError, match="no simulator for backend 'gpu'; native backends: cpu"):
-        make_simulator("gpu", HOPPER, 2)
+    with pytest.raises(ValueError, match="no simulator for backend 'tpu'; native backends: cpu, gpu"):
+        make_simulator("tpu", HOPPER, 2)
 
 
 @pytest.mark.parametrize("select", ["index", "mask"])
