@@ -76,7 +76,7 @@ class TrainConfig:
     total_steps: int = param(1_000_000, "environment steps to train for (all envs together)", low=1)
     steps_per_env: int = param(256, "rollout length per environment per iteration (batch = num_envs x this)", low=1)
     seed: int = param(0, "seed of environments, initialization and sampling", low=0)
-    device: Literal["auto", "cpu", "cuda"] = param("auto", "torch device for the networks (auto: where the envs are)")
+    device: Literal["auto", "cpu", "cuda"] = param("auto", "networks device (auto: cuda if torch sees one)")
     torch_threads: int = param(1, "torch CPU threads while collecting (0: torch's default)", low=0)
     update_threads: int = param(
         0, "torch CPU threads for the update, while the simulator is idle (0: one per available core)", low=0

@@ -53,8 +53,14 @@ def new_run_dir(cfg: Config) -> Path:
 
 
 def resolve_device(name: str, env: VecEnv) -> torch.device:
+    """``auto``: the envs' device when they are on CUDA (gpu backend), else CUDA when torch sees one, else cpu.
+
+    With ``task.backend: auto`` the backend follows the same rule (gpu on a CUDA machine, cpu otherwise).
+    """
     if name == "auto":
-        return env.device
+        if env.device.type == "cuda":
+            return env.device
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda was requested but torch sees no CUDA device; valid here: auto, cpu")
     return torch.device(name)
