@@ -1,0 +1,60 @@
+"""Training on the gpu backend (MuJoCo Warp on its CPU device here): a short run completes, checkpoints, resumes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.checkpoint import load_checkpoint
+from app.cli import main
+from app.config import ConfigError, load_config
+from app.runner import Trainer, new_run_dir
+from envs import resolve_backend
+
+SMALL = [
+    "task.backend=gpu",
+    "task.num_envs=4",
+    "train.steps_per_env=16",
+    "train.eval_episodes=1",
+    "train.eval_every=2",
+    "train.checkpoint_every=1",
+    "train.progress=none",
+    "policy.hidden_sizes=[16]",
+    "value.hidden_sizes=[16]",
+    "value.epochs=1",
+]
+
+
+def only_run(root: Path) -> Path:
+    (run,) = [p for p in root.glob("*/*") if p.is_dir()]
+    return run
+
+
+def test_a_gpu_backend_run_trains_checkpoints_and_resumes_like_an_uninterrupted_one(tmp_path):
+    whole = load_config("hopper", [*SMALL, f"train.runs_dir={tmp_path / 'a'}", "train.total_steps=256"])
+    assert whole.task.backend == "gpu"
+    summary = Trainer(whole, new_run_dir(whole)).run()
+    assert summary["finished"] and summary["env_steps"] == 256
+
+    half = load_config("hopper", [*SMALL, f"train.runs_dir={tmp_path / 'b'}", "train.total_steps=128"])
+    Trainer(half, new_run_dir(half)).run()
+    run_b = only_run(tmp_path / "b")
+    assert main(["train", "--resume", str(run_b), "train.total_steps=256"]) == 0
+
+    a = load_checkpoint(only_run(tmp_path / "a") / "checkpoints" / "latest.pt")
+    b = load_checkpoint(run_b / "checkpoints" / "latest.pt")
+    assert a["runner"]["env_steps"] == b["runner"]["env_steps"] == 256
+    assert str(a["env"]["sim"]["qpos"].dtype).endswith("float32")  # the Warp simulator's own state was saved
+    for part in ("policy", "value"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
+
+
+def test_the_gpu_backend_is_checked_at_config_load(tmp_path):
+    with pytest.raises(ConfigError, match=r"task.backend: gpu runs the native tasks only .*use task.backend: gym"):
+        load_config("hopper", ["task.backend=gpu", "task.id=CartPole-v1"])
+    cfg = load_config("hopper", ["task.backend=auto"])
+    assert resolve_backend(cfg.task) == ("gpu" if torch.cuda.is_available() else "cpu")
+    assert resolve_backend(load_config("hopper", ["task.backend=auto", "task.id=CartPole-v1"]).task) == "gym"
