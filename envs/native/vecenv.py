@@ -181,6 +181,8 @@ class NativeVecEnv(VecEnv):
         if state["elapsed"].shape[0] != self.num_envs:
             saved = state["elapsed"].shape[0]
             raise ValueError(f"saved state has {saved} environments, this batch has {self.num_envs}")
+        if state["generator"].numel() != self.generator.get_state().numel():  # cpu and cuda generators differ
+            raise ValueError(f"saved state comes from another device than this batch's ({self.device})")
         self.sim.set_state(state["sim"])
         self.generator.set_state(state["generator"])
         self.elapsed.copy_(state["elapsed"])

@@ -31,6 +31,8 @@ friction, and RK4 without friction, agree to 1e-6). The README says so.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -42,6 +44,8 @@ N, STEPS = 4, 12
 CONTACT_FREE = ("InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Reacher-v5", "Swimmer-v5", "Pusher-v5")
 TASKS = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", *CONTACT_FREE)
 STATE = ("qpos", "qvel", "qacc_warmstart", "ctrl")
+# Warp's CPU device here and in CI; bench/gpu_check.sh runs these tests on the GPU with cuda:0.
+DEVICE = os.environ.get("POLICYLAB_WARP_DEVICE", "cpu")
 
 
 def backends(task_id: str, randomization=None) -> tuple[NativeVecEnv, NativeVecEnv]:
@@ -51,7 +55,7 @@ def backends(task_id: str, randomization=None) -> tuple[NativeVecEnv, NativeVecE
     if task_id == "Ant-v5":
         model.geom_condim[:] = 1  # see the module docstring
     cpu = BatchSim(model, N, fields=cls.fields, nthread=1, rne_post=cls.rne_post)
-    gpu = WarpSim(model, N, cls.fields, rne_post=cls.rne_post, nconmax=cls.nconmax, njmax=cls.njmax, device="cpu")
+    gpu = WarpSim(model, N, cls.fields, rne_post=cls.rne_post, nconmax=cls.nconmax, njmax=cls.njmax, device=DEVICE)
     kwargs = {"dtype": torch.float64, "randomization": randomization}
     return NativeVecEnv(cls, N, simulator=cpu, **kwargs), NativeVecEnv(cls, N, simulator=gpu, **kwargs)
 
@@ -61,11 +65,12 @@ def step_both(cpu: NativeVecEnv, gpu: NativeVecEnv, action: torch.Tensor):
     for name in STATE:  # a state both precisions hold exactly
         field = cpu.sim.batch.bind(name)
         field[...] = field.astype("float32")
-    gpu.set_state(cpu.get_state())
+    gpu.set_state({**cpu.get_state(), "generator": gpu.generator.get_state()})  # the generators' devices may differ
     out = []
     for env in (cpu, gpu):
-        obs, reward, terminated, _, info = env.step(action)
-        out.append((info.get("final_obs", obs), reward, terminated))  # the step's own observation
+        obs, reward, terminated, _, info = env.step(action.to(env.device))
+        obs = info.get("final_obs", obs)  # the step's own observation
+        out.append((obs.cpu(), reward.cpu(), terminated.cpu()))
     return out
 
 
@@ -88,7 +93,7 @@ def test_the_gpu_backend_steps_like_the_cpu_backend(task_id):
         assert relative_gap(obs_g, obs_c) <= obs_tol, (step, relative_gap(obs_g, obs_c))
         assert relative_gap(rew_g, rew_c) <= 1e-4, (step, relative_gap(rew_g, rew_c))
         assert torch.equal(term_g, term_c), step
-        contact_force = max(contact_force, float(gpu.sim.cfrc_ext_post.abs().max()))
+        contact_force = max(contact_force, float(gpu.sim.cfrc_ext_post.abs().max().cpu()))
     assert gpu.unstable_resets == cpu.unstable_resets == 0
     if NATIVE_TASKS[task_id].rne_post:  # the compared steps did exercise the contact forces
         assert contact_force > 1.0
@@ -105,7 +110,8 @@ def test_randomized_physics_match_across_backends():
     cpu, gpu = backends("Walker2d-v5", cfg)
     cpu.reset(seed=3)
     gpu.reset(seed=3)
-    assert torch.allclose(gpu.sim.model_fields()["body_mass"].double(), cpu.sim.model_fields()["body_mass"])
+    if gpu.device.type == "cpu":  # the same generator: the same draws
+        assert torch.allclose(gpu.sim.model_fields()["body_mass"].double(), cpu.sim.model_fields()["body_mass"])
     g = torch.Generator().manual_seed(2)
     for step in range(STEPS):
         action = torch.rand((N, 6), generator=g) * 2 - 1

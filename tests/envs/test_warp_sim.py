@@ -6,6 +6,8 @@ compile of a fresh kernel cache takes about half a minute, later ones seconds.
 
 from __future__ import annotations
 
+import os
+
 import mujoco
 import numpy as np
 import pytest
@@ -17,24 +19,26 @@ from envs.native.warp_sim import WarpSim, warp_model
 
 HOPPER, HUMANOID = NATIVE_TASKS["Hopper-v5"], NATIVE_TASKS["Humanoid-v5"]
 N = 4
+# Warp's CPU device here and in CI; bench/gpu_check.sh runs these tests on the GPU with cuda:0.
+DEVICE = os.environ.get("POLICYLAB_WARP_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="module")
 def humanoid() -> WarpSim:
-    return make_simulator("gpu", HUMANOID, N, device="cpu")
+    return make_simulator("gpu", HUMANOID, N, device=DEVICE)
 
 
 @pytest.fixture(scope="module")
 def hopper() -> WarpSim:
-    return make_simulator("gpu", HOPPER, N, device="cpu")
+    return make_simulator("gpu", HOPPER, N, device=DEVICE)
 
 
 def scramble(sim: WarpSim, seed: int = 0) -> None:
     """Every world a different random state, derived fields computed."""
     sim.reset()
     g = torch.Generator().manual_seed(seed)
-    sim.qpos += 0.1 * torch.randn(sim.qpos.shape, generator=g)
-    sim.qvel += torch.randn(sim.qvel.shape, generator=g)
+    sim.qpos += 0.1 * torch.randn(sim.qpos.shape, generator=g).to(sim.device)
+    sim.qvel += torch.randn(sim.qvel.shape, generator=g).to(sim.device)
     sim.forward()
 
 
@@ -45,7 +49,7 @@ def snapshot(sim: Simulator, fields: tuple[str, ...]) -> dict[str, torch.Tensor]
 def test_the_factory_builds_a_warp_simulator_with_the_task_fields_and_buffers(humanoid):
     sim = humanoid
     assert isinstance(sim, WarpSim) and isinstance(sim, Simulator)
-    assert sim.num_worlds == N and sim.device == torch.device("cpu")
+    assert sim.num_worlds == N and sim.device.type == DEVICE.split(":")[0]
     assert sim.qpos.shape == (N, sim.model.nq) and sim.qpos.dtype == torch.float32
     assert sim.ctrl.shape == (N, sim.model.nu) and sim.cfrc_ext_post.shape == (N, sim.model.nbody, 6)
     assert sim.cinert.shape == (N, sim.model.nbody, 10) and sim.cvel.shape == (N, sim.model.nbody, 6)
@@ -76,7 +80,7 @@ def test_a_subset_reset_touches_only_those_worlds(humanoid, select):
     for f in fields:
         assert torch.equal(after[f][[0, 2]], before[f][[0, 2]]), f
         assert torch.equal(after[f][[1, 3]], getattr(sim, f)[[1, 3]]), f
-    assert torch.equal(after["qpos"][1], torch.as_tensor(sim.model.qpos0, dtype=torch.float32))
+    assert torch.equal(after["qpos"][1], torch.as_tensor(sim.model.qpos0, dtype=torch.float32, device=sim.device))
     assert not after["qvel"][[1, 3]].any()
     assert (after["cfrc_ext_post"][[0, 2]] == 1.0).all() and not after["cfrc_ext_post"][[1, 3]].any()
 
@@ -111,7 +115,9 @@ def test_state_round_trip_restores_the_worlds_exactly(humanoid):
 
 
 def test_the_captured_graphs_step_like_plain_launches(hopper):
-    eager = WarpSim(HOPPER.load_model(), N, HOPPER.fields, nconmax=HOPPER.nconmax, njmax=HOPPER.njmax, graph=False)
+    eager = WarpSim(
+        HOPPER.load_model(), N, HOPPER.fields, nconmax=HOPPER.nconmax, njmax=HOPPER.njmax, graph=False, device=DEVICE
+    )
     for sim in (hopper, eager):
         scramble(sim, seed=3)
         sim.ctrl.fill_(0.3)
@@ -135,7 +141,7 @@ def test_step_reports_non_finite_and_huge_states_as_unstable(hopper):
 
 def test_a_world_that_overflows_its_constraint_rows_is_unstable():
     # Hopper standing on its foot needs more than 2 constraint rows (contacts and joint limits).
-    sim = make_simulator("gpu", HOPPER, N, njmax=2, device="cpu")
+    sim = make_simulator("gpu", HOPPER, N, njmax=2, device=DEVICE)
     sim.qpos[:, 1] = -0.1  # lower every world's foot into the floor, then one world far above it
     sim.qpos[3, 1] = 5.0
     sim.forward()
@@ -145,7 +151,7 @@ def test_a_world_that_overflows_its_constraint_rows_is_unstable():
 def test_the_vecenv_resets_and_counts_an_injected_non_finite_world(hopper):
     env = NativeVecEnv(HOPPER, N, simulator=hopper)
     env.reset(seed=0)
-    act = torch.zeros((N, 3))
+    act = torch.zeros((N, 3), device=hopper.device)
     env.step(act)
     env.sim.qpos[2, 3] = float("inf")
     obs, reward, terminated, _, info = env.step(act)
@@ -159,7 +165,7 @@ def test_the_vecenv_resets_and_counts_an_injected_non_finite_world(hopper):
 
 def test_randomized_masses_give_each_world_its_own_derived_constants():
     cfg = RandomizationConfig(mass_scale=(0.5, 1.5), friction_scale=(0.5, 1.5), damping_scale=(0.5, 1.5))
-    sim = make_simulator("gpu", HOPPER, N, device="cpu")
+    sim = make_simulator("gpu", HOPPER, N, device=DEVICE)
     env = NativeVecEnv(HOPPER, N, simulator=sim, randomization=cfg)
     env.reset(seed=0)
     mass = sim.model_fields()["body_mass"]
@@ -170,18 +176,18 @@ def test_randomized_masses_give_each_world_its_own_derived_constants():
     invweight = wp.to_torch(sim.m.dof_invweight0)
     for i in range(N):
         host = sim.model_of(i)  # mj_setConst in float64 on the world's own masses
-        assert np.allclose(host.body_mass, mass[i].numpy())
-        assert np.allclose(subtree[i].numpy(), host.body_subtreemass, rtol=1e-5)
-        assert np.allclose(invweight[i].numpy(), host.dof_invweight0, rtol=1e-4)
+        assert np.allclose(host.body_mass, mass[i].cpu().numpy())
+        assert np.allclose(subtree[i].cpu().numpy(), host.body_subtreemass, rtol=1e-5)
+        assert np.allclose(invweight[i].cpu().numpy(), host.dof_invweight0, rtol=1e-4)
     for _ in range(5):
-        obs, reward, *_ = env.step(torch.rand((N, 3)) * 2 - 1)
+        obs, reward, *_ = env.step(torch.rand((N, 3), device=sim.device) * 2 - 1)
         assert torch.isfinite(obs).all() and torch.isfinite(reward).all()
 
 
 def test_render_state_of_one_world_is_a_host_mjdata(hopper):
     scramble(hopper)
     data = hopper.data_of(2)
-    assert np.allclose(data.qpos, hopper.qpos[2].numpy(), atol=1e-7)
+    assert np.allclose(data.qpos, hopper.qpos[2].cpu().numpy(), atol=1e-7)
     assert data.xpos.shape == (hopper.model.nbody, 3)
 
 
