@@ -13,6 +13,7 @@ import envs
 from app.evaluate import evaluate_policy, evaluation_envs
 from envs import TaskConfig, VecEnv
 from policies import GaussianPolicy
+from tests.devices import DEVICES
 
 PENDULUM = TaskConfig(name="inverted_pendulum", id="InvertedPendulum-v5", backend="cpu", num_threads=1)
 
@@ -128,11 +129,12 @@ def test_short_episodes_do_not_crowd_out_long_ones(num_envs, episodes):
     assert sorted(result.lengths) == sorted(i + 1 for i in range(num_envs) for _ in range(share[i]))
 
 
-def test_same_seed_same_result_and_another_seed_other_episodes():
+@pytest.mark.parametrize("device", DEVICES)
+def test_same_seed_same_result_and_another_seed_other_episodes(device):
     env = envs.make(PENDULUM, num_envs=3)
     other = envs.make(PENDULUM, num_envs=3)
     try:
-        policy = random_policy(env)
+        policy = random_policy(env).to(device)  # the environments stay on the CPU
         first = evaluate_policy(policy, env, 5, seed=123)
         again = evaluate_policy(policy, env, 5, seed=123)  # the same environments, after other episodes
         fresh = evaluate_policy(policy, other, 5, seed=123)  # new environments

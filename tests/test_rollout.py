@@ -3,6 +3,7 @@ statistics, reward scaling, and the batch the runner builds from them."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,9 +12,10 @@ import torch
 from app.algorithms import UpdateResult
 from app.algorithms.gae import gae
 from app.config import load_config
-from app.rollout import EpisodeTracker, RewardScaler, bootstrap_values, collect
+from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
 from app.runner import Trainer
 from policies import GaussianPolicy, log_prob
+from tests.devices import DEVICES
 from tests.scripted_env import ScriptedVecEnv, reference_gae
 
 T, N = 5, 3
@@ -66,10 +68,18 @@ def tiny_policy(obs_dim: int = 2, act_dim: int = 1, seed: int = 0) -> GaussianPo
     return GaussianPolicy(obs_dim, act_dim, [-2.0] * act_dim, [2.0] * act_dim, (8,), init_log_std=0.5, ortho_init=False)
 
 
-def test_collect_records_every_field_of_the_rollout():
-    env, policy = ScriptedVecEnv(N, EVENTS), tiny_policy()
-    tracker = EpisodeTracker(N)
-    rollout, obs, episodes = collect(env, policy, env.reset(seed=0), T, torch.Generator().manual_seed(7), tracker)
+@pytest.mark.parametrize("device", DEVICES)
+def test_collect_records_every_field_of_the_rollout(device):
+    # The environment on the CPU; the policy, the rollout and the bookkeeping on ``device``.
+    env, policy = ScriptedVecEnv(N, EVENTS), tiny_policy().to(device)
+    tracker = EpisodeTracker(N, device)
+    start = env.reset(seed=0).to(device)
+    rollout, obs, episodes = collect(env, policy, start, T, torch.Generator(device).manual_seed(7), tracker)
+    assert {t.device.type for t in (rollout.obs, rollout.actions, rollout.log_probs, rollout.final_obs, obs)} == {
+        device
+    }
+    rollout = Rollout(**{k: v.cpu() for k, v in dataclasses.asdict(rollout).items()})
+    obs, policy = obs.cpu(), policy.cpu()
 
     ref_obs, rewards, terminated, truncated, last, final, ref_episodes = scripted_reference(EVENTS, T, N)
     assert torch.equal(rollout.obs, ref_obs)
@@ -85,10 +95,10 @@ def test_collect_records_every_field_of_the_rollout():
 
     # Actions: a = mu(s) + sigma eps with eps drawn from the generator in order; the environment got
     # them clipped to [-1, 1] and mapped to its actuator range [-2, 2].
-    generator = torch.Generator().manual_seed(7)
+    generator = torch.Generator(device).manual_seed(7)
     with torch.no_grad():
         for t in range(T):
-            eps = torch.randn((N, 1), generator=generator)
+            eps = torch.randn((N, 1), generator=generator, device=device).cpu()
             expected = policy(rollout.obs[t]) + policy.log_std.exp() * eps
             torch.testing.assert_close(rollout.actions[t], expected)
             assert torch.equal(env.received[t], policy.to_env_action(rollout.actions[t]))
@@ -184,16 +194,22 @@ def small_trainer(tmp_path, fast, *extra: str, algo: str | None = None) -> Train
 
 
 def scripted_rollout(policy: GaussianPolicy, seed: int = 0, env: ScriptedVecEnv | None = None, obs=None):
+    """T steps of the scripted environments (obs 4, on the CPU) with ``policy`` on its own device."""
+    device = next(policy.parameters()).device
     env = env or ScriptedVecEnv(N, EVENTS, obs_dim=4)
-    obs = env.reset(seed=0) if obs is None else obs
-    rollout, obs, _ = collect(env, policy, obs, T, torch.Generator().manual_seed(seed), EpisodeTracker(N))
+    obs = env.reset(seed=0).to(device) if obs is None else obs
+    generator = torch.Generator(device).manual_seed(seed)
+    rollout, obs, _ = collect(env, policy, obs, T, generator, EpisodeTracker(N, device))
     return rollout, env, obs
 
 
-def test_build_batch_bootstraps_truncations_end_to_end(tmp_path, fast):
-    trainer = small_trainer(tmp_path, fast, "advantage.normalize_advantages=false")
+@pytest.mark.parametrize("device", DEVICES)
+def test_build_batch_bootstraps_truncations_end_to_end(tmp_path, fast, device):
+    trainer = small_trainer(tmp_path, fast, "advantage.normalize_advantages=false", f"train.device={device}")
+    assert trainer.device.type == device
     try:
         rollout, _, _ = scripted_rollout(trainer.policy)
+        assert rollout.obs.device.type == device
         # statistics that are not the identity: the critic must see normalized observations
         trainer.policy.normalizer.update(rollout.obs.reshape(-1, 4) * 2 + 1)
         _, _, _, _, _, final, _ = scripted_reference(EVENTS, T, N, obs_dim=4)
@@ -210,13 +226,13 @@ def test_build_batch_bootstraps_truncations_end_to_end(tmp_path, fast):
     expected_next = torch.cat([values[1:], v(rollout.last_obs)[None]])
     for (t, n), final_obs in final.items():
         if rollout.truncated[t, n]:
-            expected_next[t, n] = v(final_obs)
+            expected_next[t, n] = v(final_obs.to(device))
     assert batch.time_shape == (T, N) and batch.size == T * N and batch.gamma == 0.9
     view = lambda x: x.view(T, N)  # noqa: E731  row t * N + n
     torch.testing.assert_close(view(batch.values), values)
     torch.testing.assert_close(view(batch.next_values), expected_next)
     expected_adv = reference_gae(rewards, values, expected_next, rollout.terminated, rollout.truncated, 0.9, 0.8)
-    torch.testing.assert_close(view(batch.advantages).double(), expected_adv, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(view(batch.advantages).double().cpu(), expected_adv, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(view(batch.returns), view(batch.advantages) + values)
     assert torch.equal(batch.obs.view(T, N, 4), rollout.obs)
     assert torch.equal(batch.actions.view(T, N, 1), rollout.actions)
@@ -234,8 +250,8 @@ def test_build_batch_standardizes_advantages_over_the_whole_batch(tmp_path, fast
         batch = trainer.build_batch([(rollout, rollout.rewards)])
     finally:
         trainer.close()
-    assert batch.advantages.mean().abs() < 1e-5
-    assert batch.advantages.std() == pytest.approx(1.0, abs=1e-4)
+    assert batch.advantages.mean().abs().item() < 1e-5
+    assert batch.advantages.std().item() == pytest.approx(1.0, abs=1e-4)
     torch.testing.assert_close(batch.returns, batch.values + _raw_advantages(trainer, rollout))
 
 

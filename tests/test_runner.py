@@ -15,6 +15,7 @@ from app.checkpoint import load_checkpoint
 from app.cli import main
 from app.config import load_config
 from app.runner import Trainer, new_run_dir
+from tests.devices import DEVICES
 
 
 def train(overrides: list[str], algo: str | None = None) -> Path:
@@ -90,11 +91,12 @@ def test_async_vectorization_trains_and_resumes(fast, capsys):
     assert [r["iteration"] for r in progress(run_dir)] == ["1", "2", "3"]
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("algo", [None, "a2c"])
-def test_resume_with_another_number_of_environments(fast, capsys, algo):
+def test_resume_with_another_number_of_environments(fast, capsys, algo, device):
     # a2c also reuses the last rollout: one of 2 environments beside the new ones of 3
     extra = ["algo.reuse_rollouts=1"] if algo else []
-    overrides = [*fast, "train.total_steps=128", "train.progress=log", *extra]
+    overrides = [*fast, "train.total_steps=128", "train.progress=log", f"train.device={device}", *extra]
     run_dir = train(overrides, algo=algo)
     saved = load_checkpoint(run_dir / "checkpoints" / "latest.pt")
     capsys.readouterr()
