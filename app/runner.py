@@ -279,8 +279,7 @@ class Trainer:
                     final = self.env_steps >= tcfg.total_steps
                     evaluate = (tcfg.eval_every and self.iteration % tcfg.eval_every == 0) or final
                     if evaluate and not row["update_rejected"]:
-                        # the final policy is what eval, render and export use: judge it on more episodes
-                        row |= self.evaluate(max(tcfg.eval_episodes, FINAL_EVAL_EPISODES) if final else None)
+                        row |= self.evaluate()
                     self.wall_time += time.perf_counter() - start
                     row["wall_time"] = self.wall_time
                     logger.log(row)
@@ -292,6 +291,10 @@ class Trainer:
                         continue
                     self.bad_updates = 0
                     self._save_checkpoints(row, final)
+            finished = not stop.requested and self.env_steps >= tcfg.total_steps
+            if finished and last_row and not last_row["update_rejected"] and tcfg.eval_episodes < FINAL_EVAL_EPISODES:
+                # the final policy is what eval, render and export use: the summary judges it on more episodes
+                last_row = last_row | self.evaluate(FINAL_EVAL_EPISODES)
             if stop.requested:
                 save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "latest.pt")
                 logger.message(f"stopped at {self.env_steps:,} steps; resume with: make train resume={self.run_dir}")

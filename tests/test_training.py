@@ -58,13 +58,26 @@ def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_pat
     assert result["episodes"] == 10 and len(result["returns"]) == 10 and result["mean_return"] >= 950.0
 
 
-@pytest.mark.parametrize("backend", ["cpu", "gym"])
-def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast, backend):
+@pytest.mark.parametrize(
+    ("backend", "algo"),
+    [
+        ("cpu", []),
+        ("gym", []),
+        ("cpu", ["algo.name=ppo", "algo.lr_schedule=constant"]),
+        # the reuse buffer of past rollouts is part of the state
+        ("cpu", ["algo.name=a2c", "algo.lr_schedule=constant", "algo.reuse_rollouts=2"]),
+        ("cpu", ["algo.name=vpg", "algo.baseline=optimal", "algo.reuse_rollouts=1", "algo.importance=cumulative"]),
+    ],
+    ids=["trpo-cpu", "trpo-gym", "ppo", "a2c-reuse", "vpg-optimal-reuse"],
+)
+def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast, backend, algo):
     # Hopper terminates often with a random policy, so resets, truncation and env state all matter.
+    # (The half run is extended from 192 to 384 steps, so schedules over the run are held constant.)
     overrides = [o for o in fast if not o.startswith("train.runs_dir")] + [
         "task.id=Hopper-v5",
         f"task.backend={backend}",
         "train.eval_every=3",
+        *algo,
     ]
     whole = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'a'}", "train.total_steps=384"])
     Trainer(whole, new_run_dir(whole)).run()
