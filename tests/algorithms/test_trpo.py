@@ -106,7 +106,7 @@ def signal_of(algo, batch, seed):
         return surrogate(dist, batch.actions[rows], batch.advantages[rows], old_logp[rows])
 
     fvp = fisher_product(algo.policy, batch.obs, params, 0.1)
-    return algo.signal_fraction(batch, objective, fvp, torch.Generator().manual_seed(seed))
+    return algo.signal_fraction(batch, objective, fvp, torch.Generator().manual_seed(seed))[0]
 
 
 def test_the_signal_fraction_is_near_zero_for_noise_advantages_and_near_one_for_a_clear_signal():
@@ -130,11 +130,12 @@ def test_the_step_is_scaled_by_signal_over_full_step_signal():
     signal = flat_batch(batch.obs, batch.actions, batch.actions[:, 0] * 3.0, batch.returns, time_shape=(32, 8))
     metrics = algo.policy_step(signal, torch.Generator().manual_seed(0)).metrics
     assert metrics["signal_fraction"] > 0.5 and metrics["step_scale"] == 1.0
-    algo.signal_fraction = lambda *args: 0.1  # a mostly-noise gradient: one fifth of the full step
+    real = algo.signal_fraction
+    algo.signal_fraction = lambda *args: (0.1, real(*args)[1])  # mostly noise: one fifth of the full step
     metrics = algo.policy_step(signal, torch.Generator().manual_seed(0)).metrics
     assert metrics["step_scale"] == pytest.approx(0.2)
     assert metrics["kl"] <= 0.01 * 0.2**2 * 1.5  # KL scales with the square of the step
-    algo.signal_fraction = lambda *args: -0.3  # the halves disagree: no step at all
+    algo.signal_fraction = lambda *args: (-0.3, real(*args)[1])  # the halves disagree: no step at all
     before = [p.detach().clone() for p in algo.params]
     metrics = algo.policy_step(signal, torch.Generator().manual_seed(0)).metrics
     assert metrics["step_scale"] == 0.0 and metrics["kl"] == 0.0
@@ -181,3 +182,21 @@ def test_entropy_bonus_pushes_the_log_std_up():
     zero_adv = flat_batch(batch.obs, batch.actions, torch.zeros(256), batch.returns, time_shape=(32, 8))
     algo.policy_step(zero_adv, torch.Generator().manual_seed(0))
     assert bool((policy.log_std.detach() > before).all())
+
+
+def test_the_halves_natural_gradients_combine_to_the_whole_batch_one():
+    from app.algorithms.numerics import conjugate_gradient, flat_grad
+    from app.algorithms.trpo import fisher_product
+
+    _, algo, batch = make(full_step_signal=0.5)
+    with torch.no_grad():
+        old_logp = algo.policy.distribution(batch.obs).log_prob(batch.actions).sum(-1)
+
+    def objective(dist, rows=slice(None)):
+        return surrogate(dist, batch.actions[rows], batch.advantages[rows], old_logp[rows])
+
+    fvp = fisher_product(algo.policy, batch.obs, algo.params, 0.1)
+    _, step_dir = algo.signal_fraction(batch, objective, fvp, torch.Generator().manual_seed(0))
+    g = flat_grad(objective(algo.policy.distribution(batch.obs)), algo.params)
+    direct = conjugate_gradient(fvp, g, 200, 1e-20)
+    torch.testing.assert_close(step_dir, direct, rtol=0.05, atol=1e-3 * direct.abs().max())
