@@ -74,5 +74,11 @@ bench-speed: setup
 	$(PY) -m pip install --quiet -e ".[bench]"
 	$(PY) bench/speed.py
 
+# The gpu backend on a CUDA machine (bench/gpu_results.md); no setup: that machine may have no package
+# index, so it runs with the venv's python where there is one, else $(PYTHON). args="--smoke" on a CPU.
+.PHONY: bench-gpu
+bench-gpu:
+	$(if $(wildcard $(PY)),$(PY),$(PYTHON)) bench/gpu.py $(args)
+
 clean-venv:
 	rm -rf $(VENV)
