@@ -27,6 +27,9 @@ START=$(date +%s)
 left() { echo $((BUDGET - ($(date +%s) - START))); }
 log() { echo "[gpu_check $(($(date +%s) - START))s] $*" | tee -a "$OUT/summary.txt"; }
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+# The GPU machine has no libEGL: importing mujoco with MUJOCO_GL=egl (envs' default) fails there, and
+# nothing here renders.
+export MUJOCO_GL="${MUJOCO_GL:-disable}"
 DEVICE=cuda:0
 WORLDS=1024
 BENCH_ARGS=()
