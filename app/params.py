@@ -1,23 +1,10 @@
-"""The one helper every typed config dataclass of ``app`` uses to declare a field."""
+"""The helper every typed config dataclass of ``app`` declares its fields with.
 
-from __future__ import annotations
+It is the simulation layer's own (``envs.config.param``): the bottom layer owns it, so that
+``envs`` needs nothing of ``app`` and every section of the run's configuration carries the same
+field metadata (``help``, ``low``/``high``, ``low_open``/``high_open``) that ``app.config`` checks.
+"""
 
-import copy
-from dataclasses import field
-from typing import Any
+from envs.config import param
 
-
-def param(
-    default: Any,
-    help: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> Any:
-    """A dataclass field with a help text and an optional range [low, high] (open ends with ``*_open``)."""
-    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
+__all__ = ["param"]
