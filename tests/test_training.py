@@ -46,6 +46,8 @@ def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_pat
         assert rows[-1]["line_search_fraction"] not in ("", "nan")
     if algo == "ppo":
         assert rows[-1]["clip_fraction"] not in ("", "nan")  # an algorithm's own metric reaches the CSV
+        # the normalizer trap: every iteration's first minibatch sees ratio 1 against the recorded log-probs
+        assert max(float(r["first_ratio_error"]) for r in rows) < 1e-5
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
     assert {"latest.pt", "best.pt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
     assert load_config("inverted_pendulum", [f"train.runs_dir={tmp_path}", "train.progress=none"], algo=algo) == cfg
