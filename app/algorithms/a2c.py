@@ -36,7 +36,9 @@ class A2CConfig:
         0.5, "clip the global gradient norm (null: no clipping)", low=0.0, low_open=True
     )
     reuse_rollouts: int = param(0, "also learn from the last k rollouts, importance-weighted (0: on-policy)", low=0)
-    importance_cap: float = param(1.0, "truncate importance weights at this value", low=0.0, low_open=True)
+    importance_cap: float = param(
+        1.0, "truncate importance weights at this value (>= 1: this iteration's weights of 1 are never cut)", low=1.0
+    )
     importance: Literal["step", "cumulative"] = param(
         "step", "importance weight per decision (step) or the product over the episode so far (cumulative)"
     )

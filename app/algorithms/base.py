@@ -44,26 +44,6 @@ class Batch:
     def size(self) -> int:
         return self.obs.shape[0]
 
-    def select(self, mask: Tensor) -> Batch:
-        """The rows where ``mask`` [B] holds, as a batch without time structure (time_shape (B', 1))."""
-        rows = {name: getattr(self, name)[mask] for name in TENSOR_FIELDS}
-        return Batch(**rows, time_shape=(int(mask.sum()), 1), gamma=self.gamma)
-
-
-TENSOR_FIELDS = (
-    "obs",
-    "actions",
-    "log_probs",
-    "advantages",
-    "returns",
-    "values",
-    "rewards",
-    "next_values",
-    "terminated",
-    "truncated",
-    "age",
-)
-
 
 @dataclass
 class UpdateResult:
@@ -136,7 +116,16 @@ def scheduled_lr(lr: float, schedule: str, updates: int, total_updates: int) -> 
 
 
 def standardize(x: Tensor) -> Tensor:
-    """(x - mean) / (std + 1e-8) over all entries; a single entry is only centred."""
+    """(x - mean) / std over all entries; only centred where there is no spread to divide by.
+
+    A single entry, or entries equal up to rounding (std <= 1e-6 max |x|), are only centred: dividing
+    their rounding noise by its own tiny std would turn a batch that carries no information into
+    unit-size advantages of one sign.
+    """
+    centred = x - x.mean()
     if x.numel() < 2:
-        return x - x.mean()
-    return (x - x.mean()) / (x.std() + 1e-8)
+        return centred
+    std = x.std()
+    if std <= 1e-6 * x.abs().max().clamp_min(1e-8):
+        return centred
+    return centred / std

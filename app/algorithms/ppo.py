@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from app.algorithms.base import Batch, UpdateResult, scheduled_lr
+from app.algorithms.base import Batch, UpdateResult, scheduled_lr, standardize
 from app.algorithms.value_fit import explained_variance
 from app.params import param
 from policies import GaussianPolicy, ValueFunction, entropy, log_prob
@@ -81,6 +81,10 @@ def approx_kl(log_ratio: Tensor) -> Tensor:
 class PPO:
     """Minibatch epochs over the batch on the joint loss -L^CLIP + c_V L^V - c_H H with one Adam.
 
+    Each epoch draws a new random order and takes floor(B / minibatch_size) whole minibatches (the
+    few samples left over sit out that epoch only). The early stop looks at the epoch's mean
+    approximate KL after the epoch, so the KL can pass 1.5 x target_kl by up to one epoch's steps.
+
     The ratio is pi_theta(a|s) / pi_behaviour(a|s) with the behaviour log-probabilities recorded
     while collecting (the runner keeps the observation normalizer's statistics fixed from collection
     to the end of the update, so the first minibatch's ratios are 1).
@@ -135,8 +139,8 @@ class PPO:
                 if math.isnan(first_ratio):
                     first_ratio = ratio.detach().sub(1.0).abs().max().item()
                 advantages = batch.advantages[idx]
-                if cfg.normalize_minibatch_advantages and advantages.numel() > 1:
-                    advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+                if cfg.normalize_minibatch_advantages:
+                    advantages = standardize(advantages)
                 objective, clip_fraction = clipped_surrogate(ratio, advantages, cfg.clip)
                 v_loss = value_loss(value(norm_obs[idx]), batch.values[idx], batch.returns[idx], cfg.clip_value)
                 ent = entropy(dist)

@@ -201,11 +201,13 @@ class TRPO:
             scale = min(1.0, max(0.0, signal / cfg.full_step_signal)) if math.isfinite(signal) else 1.0
         else:
             step_dir = conjugate_gradient(fvp, g, cfg.cg_iters, cfg.cg_tol)  # s ~ F^-1 g
-        metrics["step_scale"] = scale
         shs = step_dir.dot(fvp(step_dir))  # s^T F s
-        if not (torch.isfinite(step_dir).all() and torch.isfinite(shs) and shs > 0):
+        if not (torch.isfinite(step_dir).all() and torch.isfinite(shs)):
             return self._rejected(metrics, "non-finite natural gradient")
-        if scale <= 0.0:  # the gradient is indistinguishable from noise: keep the policy
+        if shs <= 0:  # a zero gradient (CG stops at once): there is nothing to step along
+            scale = 0.0
+        metrics["step_scale"] = scale
+        if scale <= 0.0:  # no gradient, or one indistinguishable from noise: keep the policy
             return UpdateResult(metrics | self._no_step())
         full_step = scale * torch.sqrt(2.0 * cfg.max_kl / shs) * step_dir  # rho sqrt(2 delta / s^T F s) s
 

@@ -43,9 +43,13 @@ class VPGConfig:
     max_grad_norm: float | None = param(
         None, "clip the policy gradient norm (null: no clipping)", low=0.0, low_open=True
     )
-    normalize_psi: bool = param(True, "divide Psi - b by its standard deviation over the batch")
+    normalize_psi: bool = param(
+        True, "divide Psi - b by its root mean square over the batch (its std once a baseline centres it)"
+    )
     reuse_rollouts: int = param(0, "also learn from the last k rollouts, importance-weighted (0: on-policy)", low=0)
-    importance_cap: float = param(1.0, "truncate importance weights at this value", low=0.0, low_open=True)
+    importance_cap: float = param(
+        1.0, "truncate importance weights at this value (>= 1: this iteration's weights of 1 are never cut)", low=1.0
+    )
     importance: Literal["step", "cumulative"] = param(
         "step", "importance weight per decision (step) or the product over the episode so far (cumulative)"
     )
@@ -152,6 +156,7 @@ class VPG:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         psi = self.psi(batch)
+        reference = psi.abs().max().clamp_min(1e-8)  # |Psi| before any baseline, for the scale guard below
         baseline = "none" if cfg.returns == "gae" else cfg.baseline
         if baseline == "mean":
             psi = psi - psi.mean()
@@ -160,7 +165,10 @@ class VPG:
         dist = policy.distribution(batch.obs)
         new_log_probs = log_prob(dist, batch.actions)
         weights = importance_weights(new_log_probs, batch, cfg.importance_cap, cfg.importance == "cumulative")
-        scale = psi.std() + 1e-8 if cfg.normalize_psi and psi.numel() > 1 else torch.ones(())
+        # One scale for Psi - b: its RMS (not its std, which would blow up a Psi that is the same for every
+        # step without a centring baseline), and no division where only rounding noise is left.
+        rms = psi.square().mean().sqrt()
+        scale = rms if cfg.normalize_psi and rms > 1e-6 * reference else torch.ones((), device=psi.device)
         ent = entropy(dist)
         self.optimizer.zero_grad(set_to_none=True)
         metrics: dict[str, float] = {}
@@ -188,7 +196,7 @@ class VPG:
             "grad_norm": grad_norm.item(),
             "kl": kl.item(),
             "lr": lr,
-            "psi_std": scale.item() if cfg.normalize_psi else psi.std().item(),
+            "psi_rms": psi.square().mean().sqrt().item(),
             "importance_weight_mean": weights.mean().item(),
         }
         if not finite:

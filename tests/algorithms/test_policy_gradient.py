@@ -261,3 +261,51 @@ def test_a_non_finite_gradient_is_rejected_before_it_reaches_the_parameters(algo
     assert result.rejected is not None and "non-finite" in result.rejected
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
     assert algo.update(batch, torch.Generator().manual_seed(0)).rejected is None  # the optimizer is unharmed
+
+
+def test_standardize_only_centres_values_that_do_not_spread():
+    from app.algorithms.base import standardize
+
+    for value in (1.7, 123.4, -0.3):
+        out = standardize(torch.full((1000,), value))
+        assert out.abs().max().item() < 1e-4  # not +-1 from dividing rounding noise by itself
+    x = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    torch.testing.assert_close(standardize(x), (x - 2.5) / x.std())
+    assert standardize(torch.tensor([5.0])).item() == 0.0
+
+
+@pytest.mark.parametrize("baseline", ["none", "mean"])
+def test_vpg_does_not_blow_up_a_psi_that_is_the_same_everywhere(baseline):
+    # one column, one episode, reward 1 at every step: trajectory returns are all equal
+    policy, value, batch = make_policy_batch(n=16)
+    ones = torch.ones(16)
+    same = flat_batch(
+        batch.obs,
+        batch.actions,
+        ones,
+        returns=ones,
+        log_probs=batch.log_probs,
+        time_shape=(16, 1),
+        rewards=ones,
+        next_values=torch.zeros(16),
+    )
+    algo = VPG(policy, value, VPGConfig(returns="trajectory", baseline=baseline), ValueConfig(epochs=1))
+    result = algo.update(same, torch.Generator().manual_seed(0))
+    assert result.rejected is None and result.metrics["grad_norm"] < 100.0
+
+
+def test_cumulative_importance_weights_by_hand_with_two_columns_and_a_truncation():
+    # time-major [T=3, M=2]: column 0 is truncated at t = 0 (a new episode from t = 1), column 1 never ends
+    rho = torch.tensor([[2.0, 0.5], [3.0, 0.5], [0.5, 4.0]])
+    truncated = torch.tensor([[True, False], [False, False], [False, False]])
+    batch = flat_batch(
+        torch.zeros(6, 1),
+        torch.zeros(6, 1),
+        torch.zeros(6),
+        log_probs=torch.zeros(6),
+        time_shape=(3, 2),
+        truncated=truncated.reshape(-1),
+    )
+    w = importance_weights(torch.log(rho).reshape(-1), batch, cap=100.0, cumulative=True).view(3, 2)
+    expected = torch.tensor([[2.0, 0.5], [3.0, 0.25], [1.5, 1.0]])
+    torch.testing.assert_close(w, expected)

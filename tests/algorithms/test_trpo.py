@@ -200,3 +200,13 @@ def test_the_halves_natural_gradients_combine_to_the_whole_batch_one():
     g = flat_grad(objective(algo.policy.distribution(batch.obs)), algo.params)
     direct = conjugate_gradient(fvp, g, 200, 1e-20)
     torch.testing.assert_close(step_dir, direct, rtol=0.05, atol=1e-3 * direct.abs().max())
+
+
+def test_a_zero_gradient_is_no_step_not_a_rejection():
+    # every advantage 0 (e.g. a solved task without advantage normalization): g = 0, CG returns 0
+    _, algo, batch = make()
+    before = [p.detach().clone() for p in algo.params]
+    zero = flat_batch(batch.obs, batch.actions, torch.zeros(256), batch.returns, time_shape=(32, 8))
+    result = algo.policy_step(zero, torch.Generator().manual_seed(0))
+    assert result.rejected is None and result.metrics["step_scale"] == 0.0 and result.metrics["kl"] == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, algo.params, strict=True))
