@@ -74,7 +74,9 @@ def finished_run(out: Path, algo: str, task: str, seed: int) -> dict | None:
     folder = run_folder(out, algo, task, seed)
     summary_path = next(folder.glob("*/*/summary.json"), None) if folder.exists() else None
     if summary_path is not None and json.loads(summary_path.read_text()).get("finished"):
-        return json.loads(summary_path.read_text())
+        summary = json.loads(summary_path.read_text())
+        summary["run_dir"] = str(summary_path.parent)  # where the run is now (runs may be moved into --out)
+        return summary
     return None
 
 
@@ -215,6 +217,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "learning")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--report-only", action="store_true", help="tabulate the finished runs; train nothing")
+    parser.add_argument("--note", default="", help="a paragraph put above the table (how the runs were made)")
     parser.add_argument("overrides", nargs="*", metavar="key=value")
     args = parser.parse_args()
     if args.humanoid:
@@ -245,7 +248,11 @@ def main() -> int:
     every = [(a, t) for a, t in found if (a, t) in set(pairs)] + [(a, t) for a, t in found if (a, t) not in set(pairs)]
     finished = [r for r in (finished_run(args.out, a, t, s) for a, t in every for s in all_seeds) if r is not None]
     results = finished + [r for r in results if r.get("failed")]
-    md = table(results, every, all_seeds, "1M (humanoid: its config's own total)" if steps else "the config's own")
+    humanoid = any(t == "humanoid" for _, t in every)
+    label = f"{int(args.steps):,}" + (" (humanoid: its config's own total)" if humanoid else "")
+    md = table(results, every, all_seeds, label)
+    if args.note:
+        md = f"{args.note}\n\n" + md
     if args.overrides:
         md = f"Overrides: `{' '.join(args.overrides)}`\n\n" + md
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
