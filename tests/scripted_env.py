@@ -72,31 +72,3 @@ class ScriptedVecEnv(VecEnv):
 
     def close(self) -> None:
         pass
-
-
-def reference_gae(
-    rewards: Tensor,
-    values: Tensor,
-    next_values: Tensor,
-    terminated: Tensor,
-    truncated: Tensor,
-    gamma: float,
-    lam: float,
-) -> Tensor:
-    """A_t = sum_l (gamma lambda)^l delta_{t+l} over the rest of the episode within the rollout, written
-    out term by term ([T, N]); delta_t = r_t + gamma V(s_{t+1}) - V(s_t), with V(s_{t+1}) := 0 after a
-    termination."""
-    steps, n = rewards.shape
-    advantages = torch.zeros(steps, n, dtype=torch.float64)
-    for env in range(n):
-        for t in range(steps):
-            total, weight = 0.0, 1.0
-            for u in range(t, steps):
-                bootstrap = 0.0 if terminated[u, env] else float(next_values[u, env])
-                delta = float(rewards[u, env]) + gamma * bootstrap - float(values[u, env])
-                total += weight * delta
-                if terminated[u, env] or truncated[u, env]:
-                    break
-                weight *= gamma * lam
-            advantages[t, env] = total
-    return advantages

@@ -15,8 +15,9 @@ from app.config import load_config
 from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
 from app.runner import Trainer
 from policies import GaussianPolicy, log_prob
+from tests.algorithms.test_gae import brute_force_gae as reference_gae
 from tests.devices import DEVICES
-from tests.scripted_env import ScriptedVecEnv, reference_gae
+from tests.scripted_env import ScriptedVecEnv
 
 T, N = 5, 3
 # (t, n) -> how the step ends its episode. Env 0 terminates, then is truncated in its second episode;
