@@ -227,13 +227,17 @@ def time_to_return(task: str, algo: str, worlds: int, cap: float, smoke: bool) -
             if done or elapsed > cap or len(reached) == len(THRESHOLDS):
                 break
             time.sleep(1.0)
-        if proc.poll() is None:
+        stopped = proc.poll() is None  # still running at the cap: stopped by us, whatever its exit code
+        if stopped:
             proc.send_signal(signal.SIGINT)  # finish the iteration, checkpoint, stop
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                proc.kill()
-        error = proc.stderr.read().strip().splitlines()[-1:] if proc.returncode not in (0, -2, 130) else []
+                proc.kill()  # e.g. still compiling kernels (a cold Warp cache), where SIGINT waits for the C call
+                proc.wait()
+        # only a run that ended by itself with an error reports it (its last line of stderr)
+        failed = not stopped and proc.returncode not in (0, -2, 130)
+        error = proc.stderr.read().strip().splitlines()[-1:] if failed else []
         return {**reached, "best": best, "env_steps": steps, "seconds": time.perf_counter() - start, "error": error}
 
 
