@@ -68,6 +68,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{result['task']}: deterministic return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
         f"over {result['episodes']} episodes (mean length {result['mean_length']:.0f}); wrote {path}"
     )
+    if "lap_completed" in result:
+        print(
+            f"held-out tracks: laps completed in {100 * result['lap_completed']:.0f}% of episodes, "
+            f"{result['collisions_per_km']:.2f} collisions per km, first lap in {result['lap_time']:.1f} s"
+        )
     return 0
 
 

@@ -82,6 +82,116 @@ def run_episodes(meta: dict[str, Any], folder: Path, args: argparse.Namespace) -
     return {"returns": returns, "lengths": lengths, "obs_gap": obs_gap}
 
 
+def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The driving policy on held-out tracks, with MuJoCo's own ray casts as the lidar (no torch).
+
+    The track and the scene (walls as boxes) come from ``envs.driving`` (numpy and mujoco); the
+    observation is rebuilt from ``policy.json``: ``mj_ray`` from the lidar's origin along each ray
+    angle, the car's forward speed and yaw rate from MjData, the steering command the controller
+    keeps itself. The controller rate-limits the steering, turns it into Ackermann wheel angles and
+    holds the wheel speed. Progress and wall hits follow the task's rules (centreline projection,
+    the car's outline against the track's width).
+    """
+    import mujoco
+    import onnxruntime as ort
+
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from envs.driving import car
+    from envs.driving.config import DrivingConfig
+    from envs.driving.track import HELDOUT_BASE, generate_track, project
+
+    spec = meta["observation"]["driving"]
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["options"].items()}
+    cfg = DrivingConfig(**fields)
+    throttle = spec["task"] == "throttle"
+    lidar = spec["lidar"]
+    angles = np.asarray(lidar["angles_rad"], dtype=np.float64)
+    origin_car = np.asarray(lidar["origin_m"], dtype=np.float64)
+    dt = float(spec["physics_timestep_s"]) * int(spec["frame_skip"])
+    model = car.scene_model(cfg.track_points)
+    data = mujoco.MjData(model)
+    body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "car")
+    steer_act = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in car.STEER_JOINTS]
+    drive_act = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, n) for n in car.DRIVE_ACTUATORS]
+    wheels = [
+        int(model.jnt_dofadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)])
+        for n in ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")
+    ]
+    hl, hw = car.FOOTPRINT
+    outline = np.array([[hl, hw], [hl, -hw], [-hl, hw], [-hl, -hw], [0.0, hw], [0.0, -hw]])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
+    low = np.asarray(meta["action"]["low"], dtype=np.float64)
+    high = np.asarray(meta["action"]["high"], dtype=np.float64)
+    rest = np.asarray(meta["action"]["center"], dtype=np.float64)
+    rng = np.random.default_rng(args.seed)
+    geomid = np.zeros(1, dtype=np.int32)
+    returns, lengths, laps_done, crashes, distance = [], [], [], 0, 0.0
+    for episode in range(args.episodes):
+        track = generate_track(HELDOUT_BASE + args.seed + episode, cfg)  # a held-out track
+        car.place_walls(model, track)
+        mujoco.mj_resetData(model, data)
+        heading = np.arctan2(-track.normal[0, 0], track.normal[0, 1])  # the tangent is the normal turned right
+        data.qpos[:2] = track.centre[0]
+        data.qpos[3:7] = [np.cos(heading / 2), 0.0, 0.0, np.sin(heading / 2)]
+        speed0 = 0.0 if throttle else cfg.target_speed
+        data.qvel[:2] = speed0 * np.array([np.cos(heading), np.sin(heading)])
+        data.qvel[wheels] = speed0 / car.WHEEL_RADIUS
+        mujoco.mj_forward(model, data)
+        s_prev = project(track, data.qpos[None, :2].copy())[0][0]
+        steer, travelled, total, steps = 0.0, 0.0, 0.0, 0
+        pending: deque[np.ndarray] = deque([rest] * args.latency)
+        while steps < int(meta["max_episode_steps"] or 1000):
+            rot = data.xmat[body].reshape(3, 3)
+            yaw = float(np.arctan2(rot[1, 0], rot[0, 0]))
+            origin = data.xpos[body] + rot @ origin_car
+            scan = np.empty(len(angles))
+            for k, a in enumerate(angles):  # the lidar: one MuJoCo ray cast per beam
+                direction = np.array([np.cos(yaw + a), np.sin(yaw + a), 0.0])
+                hit = mujoco.mj_ray(model, data, origin, direction, None, 1, body, geomid)
+                scan[k] = lidar["range_m"] if hit < 0 else min(hit, lidar["range_m"])
+            forward = float(np.cos(yaw) * data.qvel[0] + np.sin(yaw) * data.qvel[1])
+            obs = np.concatenate([scan, [forward, data.qvel[5], steer]])
+            if args.obs_noise > 0:
+                obs = obs + args.obs_noise * rng.standard_normal(obs.shape)
+            command = session.run(["action"], {"obs": obs.astype(np.float32)[None]})[0][0].astype(np.float64)
+            pending.append(np.clip(command, low, high))
+            act = pending.popleft()
+            max_change = car.MAX_STEER_RATE * dt
+            change = float(np.clip(np.clip(act[0], -car.MAX_STEER, car.MAX_STEER) - steer, -max_change, max_change))
+            steer += change
+            left, right = car.ackermann_angles(np.array(steer))
+            data.ctrl[steer_act[0]], data.ctrl[steer_act[1]] = float(left), float(right)
+            data.ctrl[drive_act] = (act[1] if throttle else cfg.target_speed) / car.WHEEL_RADIUS
+            mujoco.mj_step(model, data, nstep=int(spec["frame_skip"]))
+            steps += 1
+            xy = data.qpos[:2].copy()
+            s_now = project(track, xy[None])[0][0]
+            progress = (s_now - s_prev + track.length / 2) % track.length - track.length / 2
+            s_prev, travelled = s_now, travelled + progress
+            yaw = float(np.arctan2(data.xmat[body][3], data.xmat[body][0]))
+            rot2 = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
+            _, offsets = project(track, xy + outline @ rot2.T)
+            hit_wall = bool((np.abs(offsets) > track.width / 2).any())
+            total += progress - cfg.steering_penalty * change**2 - cfg.collision_penalty * hit_wall
+            if hit_wall or travelled >= cfg.laps * track.length:
+                crashes += int(hit_wall)
+                break
+        returns.append(total)
+        lengths.append(steps)
+        laps_done.append(travelled / track.length)
+        distance += max(travelled, 0.0)
+    return {
+        "returns": returns,
+        "lengths": lengths,
+        "obs_gap": 0.0,
+        "lap_completed": float(np.mean([lap >= 1 for lap in laps_done])),
+        "collisions_per_km": crashes / (distance / 1000.0) if distance > 0 else float("nan"),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="sim-to-sim check of an exported policy")
     parser.add_argument("export", type=Path, help="a run's export/ folder (policy.onnx + policy.json)")
@@ -97,7 +207,8 @@ def main() -> int:
         if not (folder / name).is_file():
             fail(f"{folder / name} not found; export the run first (make export run=...)")
     meta = json.loads((folder / "policy.json").read_text())
-    if meta["observation"].get("layout") is None or str(meta["env_id"]).startswith("dmc:"):
+    driving = "driving" in meta["observation"]
+    if not driving and (meta["observation"].get("layout") is None or str(meta["env_id"]).startswith("dmc:")):
         fail(
             f"task {meta['task']} ({meta['env_id']}): policy.json has no observation layout; "
             "deploy-sim supports Gymnasium MuJoCo tasks"
@@ -106,7 +217,7 @@ def main() -> int:
     if args.seed is None:
         args.seed = int(ref.get("seed", 0))
 
-    result = run_episodes(meta, folder, args)
+    result = (run_driving_episodes if driving else run_episodes)(meta, folder, args)
     returns = np.asarray(result["returns"])
     mean, std = float(returns.mean()), float(returns.std())
     ref_mean, ref_std, ref_n = float(ref["mean_return"]), float(ref["std_return"]), int(ref["episodes"])
@@ -126,7 +237,13 @@ def main() -> int:
         f"(mean length {np.mean(result['lengths']):.0f})"
     )
     print(f"checkpoint evaluation:         return {ref_mean:.2f} ± {ref_std:.2f} over {ref_n} episodes")
-    print(f"observation builder vs simulator: largest difference {result['obs_gap']:.3g}")
+    if driving:
+        print(
+            f"held-out tracks, MuJoCo ray casts as the lidar: laps completed in {100 * result['lap_completed']:.0f}% "
+            f"of episodes, {result['collisions_per_km']:.2f} collisions per km"
+        )
+    else:
+        print(f"observation builder vs simulator: largest difference {result['obs_gap']:.3g}")
     verdict = "n/a (latency or noise on)" if not clean else ("agree" if obs_ok and return_ok else "MISMATCH")
     print(f"verdict: {verdict}")
     summary = {

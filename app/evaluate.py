@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -23,6 +23,22 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with train
 class EvalResult:
     returns: list[float]
     lengths: list[int]
+    stats: dict[str, list[float]] = field(default_factory=dict)  # the task's per-episode statistics
+
+    def summary(self) -> dict[str, float]:
+        """Means of the task's episode statistics (nan-skipping), and collisions per km where both are known.
+
+        The driving tasks: ``lap_completed`` (the lap completion rate), ``collision``, ``laps``,
+        ``distance`` (m), ``lap_time`` (s, over the episodes that finished a lap).
+        """
+        out: dict[str, float] = {}
+        for key, values in self.stats.items():
+            finite = [v for v in values if math.isfinite(v)]
+            out[key] = statistics.fmean(finite) if finite else math.nan
+        if "collision" in self.stats and "distance" in self.stats:
+            km = sum(self.stats["distance"]) / 1000.0
+            out["collisions_per_km"] = sum(self.stats["collision"]) / km if km > 0 else math.nan
+        return out
 
     @property
     def mean(self) -> float:
@@ -38,6 +54,7 @@ class EvalResult:
             "mean_return": self.mean,
             "std_return": self.std,
             "mean_length": statistics.fmean(self.lengths) if self.lengths else math.nan,
+            **self.summary(),
             "returns": self.returns,
             "lengths": self.lengths,
         }
@@ -63,19 +80,23 @@ def evaluate_policy(policy: GaussianPolicy, env: VecEnv, episodes: int, seed: in
     lengths = torch.zeros(n, dtype=torch.long)
     returns: list[float] = []
     steps: list[int] = []
+    stats: dict[str, list[float]] = {}
     obs = env.reset(seed=seed)
     while bool((done_count < quota).any()):
         action = policy.act(obs.to(device)).to(env.device)
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, truncated, info = env.step(action)
         running += reward.cpu().double()
         lengths += 1
+        ended = info.get("episode_stats", {})
         for i in (terminated | truncated).cpu().nonzero().flatten().tolist():
             if done_count[i] < quota[i]:
                 returns.append(float(running[i]))
                 steps.append(int(lengths[i]))
+                for key, values in ended.items():
+                    stats.setdefault(key, []).append(float(values[i]))
                 done_count[i] += 1
             running[i], lengths[i] = 0.0, 0
-    return EvalResult(returns, steps)
+    return EvalResult(returns, steps, stats)
 
 
 def build_policy(cfg: Config, env: VecEnv) -> GaussianPolicy:
@@ -114,7 +135,7 @@ def evaluate_run(
 ) -> tuple[Path, dict]:
     """Evaluate a run's checkpoint; writes eval.json in the run directory. Returns (path, results)."""
     path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
-    env = envs.make(cfg.task, num_envs=evaluation_envs(episodes))
+    env = envs.make(cfg.task, num_envs=evaluation_envs(episodes), evaluation=True)
     try:
         policy = load_policy(ckpt, cfg, env, path)
         eval_seed = cfg.train.seed + EVAL_SEED_OFFSET if seed is None else seed

@@ -245,7 +245,7 @@ class Trainer:
         """Deterministic evaluation (``train.eval_episodes`` episodes unless given) on the evaluation seeds."""
         episodes = episodes or self.cfg.train.eval_episodes
         if self._eval_env is None:
-            self._eval_env = envs.make(self.cfg.task, num_envs=evaluation_envs(episodes))
+            self._eval_env = envs.make(self.cfg.task, num_envs=evaluation_envs(episodes), evaluation=True)
         self.policy.eval()
         result = evaluate_policy(self.policy, self._eval_env, episodes, self.cfg.train.seed + EVAL_SEED_OFFSET)
         self.policy.train()
@@ -253,6 +253,7 @@ class Trainer:
             "eval_return": result.mean,
             "eval_return_std": result.std,
             "eval_length": sum(result.lengths) / len(result.lengths),
+            **{f"eval_{key}": value for key, value in result.summary().items()},
         }
 
     # -- the loop ------------------------------------------------------------
@@ -324,7 +325,7 @@ class Trainer:
 
         tcfg = self.cfg.train
         if self._video_env is None:
-            self._video_env = envs.make_single(self.cfg.task)
+            self._video_env = envs.make_single(self.cfg.task, evaluation=True)
         self.policy.eval()
         episode = render_episode(
             self.policy, self._video_env, tcfg.seed + EVAL_SEED_OFFSET, tcfg.video_width, tcfg.video_height

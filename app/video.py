@@ -80,6 +80,18 @@ def select_gl_backend(probe: Callable[[str], str | None] = _probe, mujoco_loaded
 # -- camera and overlay -----------------------------------------------------------------
 
 
+def aim_chase_camera(cam: Any, data: Any, body: str) -> None:
+    """A free camera behind and above ``body``, looking where it heads (azimuth = the body's yaw)."""
+    import mujoco
+
+    b = mujoco.mj_name2id(data.model, mujoco.mjtObj.mjOBJ_BODY, body)
+    xmat = data.xmat[b].reshape(3, 3)
+    cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+    cam.lookat[:] = data.xpos[b] + xmat[:, 0] * 1.0
+    cam.distance, cam.elevation = 3.2, -32.0
+    cam.azimuth = float(np.degrees(np.arctan2(xmat[1, 0], xmat[0, 0])))
+
+
 def make_camera(model: Any, camera: str | None) -> Any:
     """A model camera by name or index, ``free`` (fixed view of the whole model) or, by default,
     ``track``: a camera that follows the robot's root body (the free view for fixed-base robots)."""
@@ -190,25 +202,39 @@ def render_episode(
 ) -> Episode:
     """One deterministic episode of ``policy`` in a single Gymnasium ``env``; a frame per control step.
 
-    frames: [length + 1] arrays [height, width, 3] uint8 (the first shows the initial state).
+    frames: [length + 1] arrays [height, width, 3] uint8 (the first shows the initial state; a native
+    task, which starts its next episode inside the step that ends one, has no frame of the final state).
+    A native task's scene comes from the task (the driving tasks' walls and lidar rays), and a task with
+    a ``chase_body`` is followed from behind by default (``camera="chase"``).
     """
     import mujoco
     import torch
 
     check_size(width, height)
     base = env.unwrapped
-    model, data = base.model, base.data
-    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
-    model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
-    cam = make_camera(model, camera)
-    dt = float(getattr(base, "dt", 0.0) or 0.0)
+    native = getattr(base, "vec", None)  # a native task: its scene (walls, sensor rays) comes from the task
+    if native is not None:
+        scene: Callable[[], tuple[Any, Any]] = lambda: native.task.render_scene(native.sim, 0)  # noqa: E731
+    else:
+        scene = lambda: (base.model, base.data)  # noqa: E731
+    dt = float(getattr(base, "dt", 0.0) or 0.0) or float(getattr(native, "dt", 0.0) or 0.0)
     device = next(policy.parameters()).device
     obs, _ = env.reset(seed=seed)
+    model, _ = scene()
+    model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
+    model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
+    chase = getattr(getattr(native, "task", None), "chase_body", None) if camera in (None, "", "chase") else None
+    cam = make_camera(model, None if camera == "chase" else camera)
     frames, total, step, signal = [], 0.0, 0, None
     with mujoco.Renderer(model, height=height, width=width) as renderer:
 
         def snapshot() -> np.ndarray:
+            _, data = scene()
+            if chase is not None:
+                aim_chase_camera(cam, data, chase)
             renderer.update_scene(data, camera=cam)
+            if native is not None:
+                native.task.decorate_scene(renderer.scene, 0)
             frame = renderer.render()
             return draw_overlay(frame, overlay_lines(step, dt, total, signal)) if overlay else frame.copy()
 
@@ -222,7 +248,8 @@ def render_episode(
             step += 1
             signal = main_signal(info)
             done = bool(terminated or truncated)
-            frames.append(snapshot())
+            if not done or native is None:  # a native task has already begun its next episode: not that
+                frames.append(snapshot())
     return Episode(frames, total, step)
 
 

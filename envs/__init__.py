@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 # Headless rendering by default (dm_control and mujoco.Renderer read this at import).
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -20,7 +20,7 @@ import gymnasium
 
 from envs.config import RandomizationConfig, TaskConfig
 from envs.errors import PolicylabError, TaskError
-from envs.registration import NATIVE_TASK_IDS, register_native_tasks
+from envs.registration import NATIVE_TASK_IDS, OWN_TASKS, register_native_tasks
 from envs.vecenv import VecEnv
 
 if TYPE_CHECKING:
@@ -46,12 +46,15 @@ def resolve_backend(task: TaskConfig) -> str:
     return "gpu" if torch.cuda.is_available() and not gpu_backend_missing() else "cpu"
 
 
-def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
-    """Build the VecEnv a task config describes (``num_envs`` overrides the config's)."""
+def make(task: TaskConfig, num_envs: int | None = None, evaluation: bool = False) -> VecEnv:
+    """Build the VecEnv a task config describes (``num_envs`` overrides the config's).
+
+    ``evaluation``: the held-out variations of a task that has them (the driving tasks' tracks).
+    """
     n = num_envs or task.num_envs
     backend = resolve_backend(task)
     if backend in ("cpu", "gpu"):
-        return make_native(task, n, backend)
+        return make_native(task, n, backend, evaluation=evaluation)
     if task.randomization.enabled:
         raise TaskError(
             f"task {task.name or task.id}: task.randomization needs task.backend: cpu or gpu (the native tasks); "
@@ -74,7 +77,7 @@ def make(task: TaskConfig, num_envs: int | None = None) -> VecEnv:
         raise TaskError(f"task {task.name or task.id}: cannot build environment {task.id}: {exc}") from None
 
 
-def make_native(task: TaskConfig, num_envs: int, backend: str | None = None) -> VecEnv:
+def make_native(task: TaskConfig, num_envs: int, backend: str | None = None, evaluation: bool = False) -> VecEnv:
     """A native backend (``backend``, default ``task.backend``): the native version of ``task.id`` on its simulator."""
     backend = backend or task.backend
     if task.id not in NATIVE_TASK_IDS:
@@ -113,13 +116,31 @@ def make_native(task: TaskConfig, num_envs: int, backend: str | None = None) -> 
         simulator=sim,
         randomization=task.randomization,
         max_episode_steps=task.max_episode_steps,
+        options=task_options(task),
+        evaluation=evaluation,
     )
 
 
-def make_single(task: TaskConfig) -> gymnasium.Env:
-    """One Gymnasium env of the task (for rendering, export checks): the same constructor as each VecEnv member."""
+def task_options(task: TaskConfig) -> Any:
+    """The config section a native task reads (``task.driving`` for the driving tasks), or None."""
+    from envs.native import NATIVE_TASKS
+
+    key = NATIVE_TASKS[task.id].options_key if task.id in NATIVE_TASKS else None
+    return getattr(task, key) if key else None
+
+
+def make_single(task: TaskConfig, evaluation: bool = False) -> gymnasium.Env:
+    """One Gymnasium env of the task (for rendering, export checks): the same constructor as each VecEnv member.
+
+    Our own tasks (no Gymnasium original) are their native version with the config's options.
+    """
     from envs.gym_adapter import make_env_fn
 
+    if task.id in OWN_TASKS:
+        from envs.native.gym_env import NativeGymEnv
+
+        env: gymnasium.Env = NativeGymEnv(task.id, options=task_options(task), evaluation=evaluation)
+        return gymnasium.wrappers.TimeLimit(env, task.max_episode_steps or OWN_TASKS[task.id])
     check_env_id(task.id)
     return make_env_fn(task.id, 0, task.env_kwargs, task.max_episode_steps)()
 

@@ -8,25 +8,11 @@ field's type, its ``metadata`` (``help``, and the range ``low``/``high`` with
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-
-def param(
-    default: Any,
-    help: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> Any:
-    """A dataclass field with a help text and an optional range [low, high] (open ends with ``*_open``)."""
-    meta = {"help": help, "low": low, "high": high, "low_open": low_open, "high_open": high_open}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
+from envs.driving.config import DrivingConfig
+from envs.fields import param
 
 
 @dataclass(frozen=True)
@@ -100,12 +86,16 @@ class TaskConfig:
     )
     env_kwargs: dict[str, Any] = param({}, "keyword arguments passed to the environment constructor")
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
+    driving: DrivingConfig = field(default_factory=DrivingConfig)
 
     def problems(self) -> list[tuple[str, str]]:
-        """(key, what is wrong) for a gpu backend this machine or this task cannot have."""
+        """(key, what is wrong) for a backend this machine or this task cannot have."""
+        from envs.registration import NATIVE_TASK_IDS, OWN_TASKS
+
+        if self.id in OWN_TASKS and self.backend == "gym":
+            return [("backend", f"{self.id} is a native task of our own: use task.backend cpu, gpu or auto")]
         if self.backend != "gpu":
             return []
-        from envs.registration import NATIVE_TASK_IDS
 
         if self.id and self.id not in NATIVE_TASK_IDS:
             return [

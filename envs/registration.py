@@ -14,7 +14,7 @@ import gymnasium
 
 NAMESPACE = "policylab"
 # The Gymnasium v5 tasks that have a native version, in the order of envs.native.NATIVE_TASKS.
-NATIVE_TASK_IDS = (
+GYMNASIUM_TASK_IDS = (
     "Humanoid-v5",
     "Ant-v5",
     "HalfCheetah-v5",
@@ -26,11 +26,19 @@ NATIVE_TASK_IDS = (
     "Reacher-v5",
     "Pusher-v5",
 )
+# Tasks of our own (no Gymnasium original): id -> episode length.
+OWN_TASKS = {
+    "policylab/Driving-v0": 1000,
+    "policylab/DrivingThrottle-v0": 1000,
+}
+NATIVE_TASK_IDS = (*GYMNASIUM_TASK_IDS, *OWN_TASKS)
 ENTRY_POINTS = "envs.native.gym_env"
 
 
 def registered_id(task_id: str) -> str:
-    """``Hopper-v5`` -> ``policylab/Hopper-v0``."""
+    """``Hopper-v5`` -> ``policylab/Hopper-v0``; our own tasks keep their id."""
+    if task_id in OWN_TASKS:
+        return task_id
     return f"{NAMESPACE}/{task_id.rsplit('-v', 1)[0]}-v0"
 
 
@@ -44,6 +52,6 @@ def register_native_tasks() -> None:
             id=env_id,
             entry_point=f"{ENTRY_POINTS}:NativeGymEnv",
             vector_entry_point=f"{ENTRY_POINTS}:NativeGymVectorEnv",
-            max_episode_steps=gymnasium.spec(task_id).max_episode_steps,
+            max_episode_steps=OWN_TASKS.get(task_id) or gymnasium.spec(task_id).max_episode_steps,
             kwargs={"task_id": task_id},
         )

@@ -54,7 +54,7 @@ def _evaluation(
         if Path(data.get("checkpoint", "")).resolve() == ckpt_path.resolve() and same_steps:
             return {**{k: data[k] for k in (*keys, "seed") if k in data}, "source": "eval.json"}
     seed = cfg.train.seed + EVAL_SEED_OFFSET
-    env = envs.make(cfg.task, num_envs=evaluation_envs(episodes))
+    env = envs.make(cfg.task, num_envs=evaluation_envs(episodes), evaluation=True)
     try:
         result = evaluate_policy(policy, env, episodes, seed).as_dict()
     finally:

@@ -49,16 +49,22 @@ def policy_metadata(
 ) -> dict[str, Any]:
     """The contents of policy.json (also stored in the ONNX metadata_props)."""
     base = env.unwrapped
-    model = getattr(base, "model", None)
+    task = getattr(getattr(base, "vec", None), "task", None)  # a native task of our own describes itself
+    model = getattr(base, "model", None) or getattr(task, "model", None)
     layout = verified_layout(env)
+    driving = task.deployment() if hasattr(task, "deployment") else None
     if layout is not None:
         names, units = layout_names(model, layout)
+    elif hasattr(task, "observation_names"):
+        names, units = task.observation_names()
     else:
         names = list(getattr(base, "observation_names", None) or [f"obs[{i}]" for i in range(law.obs_dim)])
         units = [""] * law.obs_dim
     space = env.action_space
     low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
     act_names = actuator_names(model) if model is not None and model.nu == law.act_dim else None
+    if driving is not None:
+        act_names = ["steering_angle", "speed"][: law.act_dim]
     runner = ckpt.get("runner", {})
     return {
         "format": FORMAT,
@@ -74,6 +80,7 @@ def policy_metadata(
             "layout": layout,
             "layout_note": "obs = concat(transform(data.<field>.ravel()[index] - data.<field>.ravel()[minus_index]))"
             " clipped to clip, segment by segment; null when the task's layout is not known",
+            **({"driving": driving} if driving is not None else {}),
         },
         "action": {
             "size": law.act_dim,

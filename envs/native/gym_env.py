@@ -39,8 +39,18 @@ class NativeGymEnv(gymnasium.Env):
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, task_id: str, render_mode: str | None = None, width: int = 480, height: int = 480) -> None:
-        self.vec = NativeVecEnv(_task(task_id), 1, time_limit=False, nthread=1, dtype=torch.float64)
+    def __init__(
+        self,
+        task_id: str,
+        render_mode: str | None = None,
+        width: int = 480,
+        height: int = 480,
+        options: Any = None,
+        evaluation: bool = False,
+    ) -> None:
+        self.vec = NativeVecEnv(
+            _task(task_id), 1, time_limit=False, nthread=1, dtype=torch.float64, options=options, evaluation=evaluation
+        )
         self.observation_space = self.vec.observation_space  # unbounded, float64 like Gymnasium's
         self.action_space = self.vec.action_space
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.vec.dt)}
@@ -56,10 +66,12 @@ class NativeGymEnv(gymnasium.Env):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         act = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(1, -1)
-        obs, reward, terminated, _, info = self.vec.step(act)
-        if bool(terminated[0]):  # the batch already began the next episode; report this one's end
+        obs, reward, terminated, truncated, info = self.vec.step(act)
+        out: dict[str, Any] = {}
+        if bool(terminated[0] | truncated[0]):  # the batch already began the next episode; report this one's end
             obs = info["final_obs"]
-        return obs[0].numpy(), float(reward[0]), bool(terminated[0]), False, {}
+            out = {k: float(v[0]) for k, v in info.get("episode_stats", {}).items()}
+        return obs[0].numpy(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -72,9 +84,13 @@ class NativeGymVectorEnv(VectorEnv):
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
 
-    def __init__(self, task_id: str, num_envs: int = 1, max_episode_steps: int | None = None) -> None:
+    def __init__(
+        self, task_id: str, num_envs: int = 1, max_episode_steps: int | None = None, options: Any = None
+    ) -> None:
         cls = _task(task_id)
-        self.vec = NativeVecEnv(cls, num_envs, max_episode_steps=max_episode_steps, dtype=torch.float64)
+        self.vec = NativeVecEnv(
+            cls, num_envs, max_episode_steps=max_episode_steps, dtype=torch.float64, options=options
+        )
         self.num_envs = num_envs
         self.single_observation_space = self.vec.observation_space
         self.single_action_space = self.vec.action_space

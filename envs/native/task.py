@@ -8,10 +8,11 @@ over simulations, and random draws come from a generator on that device.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import gymnasium
 import mujoco
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -44,7 +45,13 @@ class NativeTask:
     """One task over a batch of simulations. Subclasses set the class attributes and the four functions.
 
     ``pre_step`` is what the reward needs from before the step (a position),
-    evaluated once the previous step or reset has finished.
+    evaluated once the previous step or reset has finished. Tasks of our own
+    (not a Gymnasium original) override the hooks below it: their own model,
+    action space, per-world episode state, extra truncation, episode statistics
+    and scene for rendering. ``options`` is the config section named by
+    ``options_key`` (``task.driving`` ...); ``evaluation`` asks for the held-out
+    variations of the task (tracks training never sees). ``generator`` is the
+    batch's torch generator, set by the VecEnv, for draws outside resets.
     """
 
     gym_id: ClassVar[str]  # the Gymnasium v5 task this one reproduces
@@ -58,9 +65,14 @@ class NativeTask:
     # About twice the most seen in 8 random-action episodes of the cpu backend (Newton solver).
     nconmax: ClassVar[int] = 4
     njmax: ClassVar[int] = 8
+    options_key: ClassVar[str | None] = None  # the TaskConfig section the task reads, if any
+    generator: torch.Generator | None = None
 
-    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self, model: mujoco.MjModel, device: torch.device | str = "cpu", options: Any = None, evaluation: bool = False
+    ) -> None:
         self.model = model
+        self.options, self.evaluation = options, evaluation
         self.device = torch.device(device)  # the simulator's: where the task's constants live
         self.dt = float(model.opt.timestep) * self.frame_skip
         self.init_qpos = torch.tensor(model.qpos0, dtype=torch.float64, device=self.device)  # [nq]
@@ -77,6 +89,43 @@ class NativeTask:
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """Initial (qpos [n, nq], qvel [n, nv]) of n new episodes."""
         raise NotImplementedError
+
+    # -- hooks with defaults (the Gymnasium tasks keep them) ------------------------------
+
+    def reset_worlds(self, ids: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """Start new episodes in worlds ``ids`` [k]: set the task's per-world state; initial (qpos, qvel) [k, ...]."""
+        return self.initial_state(len(ids), generator)
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low [act_dim], high [act_dim]) of the action: the actuators' control ranges."""
+        ctrl_range = np.asarray(self.model.actuator_ctrlrange, dtype=np.float32)
+        return ctrl_range[:, 0], ctrl_range[:, 1]
+
+    def apply_action(self, sim: Simulator, action: Tensor) -> None:
+        """Write action [N, act_dim] (float64) into the controls for the coming step."""
+        sim.ctrl.copy_(action)
+
+    def truncated(self, sim: Simulator) -> Tensor | None:
+        """[N] bool: episodes the task ends without a true end (a goal reached), besides the time limit."""
+        return None
+
+    def episode_stats(self) -> dict[str, Tensor]:
+        """Per-world statistics of the current episodes, name -> [N] float64 (read when episodes end)."""
+        return {}
+
+    def get_state(self) -> dict[str, Any]:
+        """The task's per-world episode state (for an exact resume)."""
+        return {}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`."""
+
+    def render_scene(self, sim: Simulator, index: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """(model, data) that show world ``index`` (for rendering; data is a fresh copy)."""
+        return sim.model_of(index), sim.data_of(index)
+
+    def decorate_scene(self, scene: mujoco.MjvScene, index: int) -> None:
+        """Add task visuals (sensor rays, targets) to a scene of world ``index`` after ``update_scene``."""
 
     def pre_step(self, sim: Simulator) -> Tensor:
         """What the reward needs from before the step, [N, k]."""

@@ -7,10 +7,13 @@ Gymnasium step by step.
 
 from __future__ import annotations
 
+from typing import Any
+
 import mujoco
 import torch
 from torch import Tensor
 
+from envs.native.driving import DRIVING_TASKS
 from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, control_cost, uniform, within
 
@@ -157,8 +160,8 @@ class Humanoid(NativeTask):
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 1e-2)
 
-    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
-        super().__init__(model, device)
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu", **kwargs: Any) -> None:
+        super().__init__(model, device, **kwargs)
         self.body_mass = torch.tensor(model.body_mass, dtype=torch.float64, device=self.device)  # [nbody]
 
     def pre_step(self, sim: Simulator) -> Tensor:
@@ -258,8 +261,8 @@ class Reacher(NativeTask):
     fields = ("xpos",)
     push_dofs = (0, 1)  # the two arm joints
 
-    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
-        super().__init__(model, device)
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu", **kwargs: Any) -> None:
+        super().__init__(model, device, **kwargs)
         self.fingertip, self.target = self.body_id("fingertip"), self.body_id("target")
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -297,8 +300,8 @@ class Pusher(NativeTask):
     push_dofs = (0, 1, 2, 3, 4, 5, 6)  # the arm joints
     nconmax, njmax = 12, 24  # 6 contacts, 7 rows seen
 
-    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu") -> None:
-        super().__init__(model, device)
+    def __init__(self, model: mujoco.MjModel, device: torch.device | str = "cpu", **kwargs: Any) -> None:
+        super().__init__(model, device, **kwargs)
         self.tips_arm, self.object, self.goal = self.body_id("tips_arm"), self.body_id("object"), self.body_id("goal")
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -346,5 +349,6 @@ NATIVE_TASKS: dict[str, type[NativeTask]] = {
         InvertedDoublePendulum,
         Reacher,
         Pusher,
+        *DRIVING_TASKS,
     )
 }

@@ -30,6 +30,8 @@ class NativeVecEnv(VecEnv):
     ``simulator`` holds the ``num_envs`` worlds of ``task_cls.load_model()``
     (:func:`~envs.native.simulator.make_simulator` builds one per backend);
     without one, a ``cpu`` simulator with ``nthread`` threads is built.
+    ``options`` (the task's config section) and ``evaluation`` (held-out
+    variations) go to the task.
     Everything lives on the simulator's device, random draws included: they
     come from ``self.generator``, a torch generator on that device.
     """
@@ -45,6 +47,8 @@ class NativeVecEnv(VecEnv):
         simulator: Simulator | None = None,
         nthread: int = 0,
         dtype: torch.dtype = torch.float32,
+        options: Any = None,
+        evaluation: bool = False,
     ) -> None:
         sim = simulator if simulator is not None else make_simulator("cpu", task_cls, num_envs, nthread=nthread)
         if sim.num_worlds != num_envs:
@@ -52,20 +56,21 @@ class NativeVecEnv(VecEnv):
         model = sim.model
         self.sim = sim
         self.device = sim.device
-        self.task = task_cls(model, self.device)
+        self.task = task_cls(model, self.device, options=options, evaluation=evaluation)
         self.num_envs = num_envs
         self.dtype = dtype
         self.dt = self.task.dt
         self.max_episode_steps = (max_episode_steps or task_cls.max_episode_steps) if time_limit else None
         seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.task.generator = self.generator
         cfg = randomization or RandomizationConfig()
         self.randomizer = DomainRandomizer(cfg, sim, model.nu) if cfg.enabled else None
         self.elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._all = torch.arange(num_envs, device=self.device)  # every world's index [N]
         self.unstable_resets = 0
-        ctrl_range = np.asarray(model.actuator_ctrlrange, dtype=np.float32)
-        self.action_space = spaces.Box(ctrl_range[:, 0], ctrl_range[:, 1], dtype=np.float32)
+        low, high = self.task.action_bounds()
+        self.action_space = spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
         # [N, k]: what the reward needs from before a step; every row is set by the reset just below
         self._before = self.task.pre_step(self.sim)
         self._reset_ids(self._all)
@@ -82,7 +87,7 @@ class NativeVecEnv(VecEnv):
         self.sim.reset(ids)
         if self.randomizer is not None:
             self.randomizer.on_reset(ids, self.generator)
-        self._start_episodes(ids, *self.task.initial_state(len(ids), self.generator))
+        self._start_episodes(ids, *self.task.reset_worlds(ids, self.generator))
 
     def _start_episodes(self, ids: Tensor, qpos: Tensor, qvel: Tensor) -> None:
         """Write initial states into the (just reset) simulations ``ids`` and ``mj_forward`` them."""
@@ -125,7 +130,7 @@ class NativeVecEnv(VecEnv):
         if self.randomizer is not None:
             action = self.randomizer.delay(action)
             self.randomizer.push(self.elapsed, task.push_dofs, self.generator)
-        sim.ctrl.copy_(action)
+        task.apply_action(sim, action)
         unstable = sim.step(task.frame_skip)
         self.elapsed += 1
         obs = task.observation(sim)
@@ -142,12 +147,18 @@ class NativeVecEnv(VecEnv):
             if self.max_episode_steps is not None
             else torch.zeros_like(terminated)
         )
+        goal = task.truncated(sim)
+        if goal is not None:
+            truncated = (truncated | goal) & ~terminated
         self._before = task.pre_step(sim)
         info: dict[str, Any] = {"unstable": unstable}
         done = terminated | truncated
         if done.any():
             noisy = self._observe(obs)
             info["final_obs"] = noisy
+            stats = task.episode_stats()
+            if stats:
+                info["episode_stats"] = {k: v.clone() for k, v in stats.items()}  # rows that ended are valid
             ids = done.nonzero().squeeze(1)
             self._reset_ids(ids)
             obs = task.observation(sim)
@@ -161,9 +172,10 @@ class NativeVecEnv(VecEnv):
     def render(
         self, index: int = 0, camera: str | int | None = None, width: int = 640, height: int = 480
     ) -> np.ndarray:
-        model, data = self.sim.model_of(index), self.sim.data_of(index)
+        model, data = self.task.render_scene(self.sim, index)
         with mujoco.Renderer(model, height=height, width=width) as renderer:
             renderer.update_scene(data, camera=camera if camera is not None else -1)
+            self.task.decorate_scene(renderer.scene, index)
             return renderer.render()
 
     def get_state(self) -> dict[str, Any]:
@@ -175,6 +187,7 @@ class NativeVecEnv(VecEnv):
             "last_obs": self._last_obs.clone(),
             "unstable_resets": self.unstable_resets,
             "randomizer": None if self.randomizer is None else self.randomizer.get_state(),
+            "task": self.task.get_state(),
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -191,6 +204,7 @@ class NativeVecEnv(VecEnv):
         self.unstable_resets = int(state["unstable_resets"])
         if self.randomizer is not None and state.get("randomizer") is not None:
             self.randomizer.set_state(state["randomizer"])
+        self.task.set_state(state.get("task") or {})
 
     def close(self) -> None:
         pass

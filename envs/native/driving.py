@@ -1,0 +1,451 @@
+"""The driving tasks: a 1/10-scale car steering around procedurally generated tracks from its lidar.
+
+The seed lectures' case study ("learning to steer"): the agent is a car, the
+state what its lidar sees, the action the steering angle, the reward the
+distance travelled without a collision. Everything per step is torch over the
+batch of N cars: the lidar is a batched 2-D ray cast against every car's wall
+polylines, progress the car's projection on its centreline, a collision any
+corner of the car's outline past a wall's inner face.
+
+``policylab/Driving-v0``: steering only, the drive holds ``target_speed``.
+``policylab/DrivingThrottle-v0``: steering and a speed command in [0, ``max_speed``].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+import mujoco
+import numpy as np
+import torch
+from torch import Tensor
+
+from envs.driving import car
+from envs.driving.config import DrivingConfig
+from envs.driving.track import HELDOUT_BASE, Track, generate_track
+from envs.native.simulator import Simulator
+from envs.native.task import NativeTask
+
+TRACK_CACHE = 2048  # tracks kept per task (a reset that meets a cached seed skips the generator)
+SEGMENT_SLACK = 1e-4  # fraction of a segment's length
+RAY_COLOUR = np.array([0.1, 1.0, 0.3, 0.8], dtype=np.float32)
+
+
+def cast_rays(origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_range: float) -> Tensor:
+    """Distance along each ray to the first wall segment it crosses, at most ``max_range``.
+
+    origin [N, 2], angle [N, R] (world frame), segments start/end [N, S, 2] -> [N, R] (origin's dtype).
+    Ray o + t d meets segment p + u e where, with w = p - o and a x b = a_x b_y - a_y b_x,
+    t = (w x e) / (d x e) and u = (w x d) / (d x e); a hit needs t > 0 and 0 <= u <= 1, widened by
+    SEGMENT_SLACK so that rounding never lets a ray slip between two segments through their shared
+    end (a ray parallel to a segment, d x e = 0, gives an infinite or undefined u and never hits).
+    Computed in float32 (millimetre-exact at track scale): [N, R, S] is the largest tensor.
+    """
+    f32 = torch.float32
+    dx, dy = torch.cos(angle).to(f32)[..., None], torch.sin(angle).to(f32)[..., None]  # [N, R, 1]
+    edge = (end - start).to(f32)
+    ex, ey = edge[..., 0][:, None, :], edge[..., 1][:, None, :]  # [N, 1, S]
+    rel = (start - origin[:, None, :]).to(f32)
+    wx, wy = rel[..., 0][:, None, :], rel[..., 1][:, None, :]  # [N, 1, S]
+    denom = dx * ey - dy * ex  # d x e [N, R, S]
+    t = (wx * ey - wy * ex) / denom  # w x e does not depend on the ray
+    u = (wx * dy - wy * dx) / denom
+    miss = ~((t > 0) & (u >= -SEGMENT_SLACK) & (u <= 1 + SEGMENT_SLACK))
+    distance = t.masked_fill_(miss, math.inf).amin(dim=-1)
+    return distance.clamp_(max=max_range).to(origin.dtype)
+
+
+def yaw_of(quat: Tensor) -> Tensor:
+    """Heading about z of unit quaternions [N, 4] (w, x, y, z): atan2(2 (w z + x y), 1 - 2 (y^2 + z^2))."""
+    w, x, y, z = quat.unbind(-1)
+    return torch.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def wrap_angle(a: Tensor) -> Tensor:
+    """Angles into [-pi, pi)."""
+    return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
+
+
+class Driving(NativeTask):
+    """Steer a car around a track at a fixed speed; reward = metres of progress along the centreline per step.
+
+    obs = [lidar distances (R, m), forward speed (m/s), yaw rate (rad/s), steering angle (rad)]
+    (+ [heading error (rad), lateral offset (m)] with ``privileged_obs``). Hitting a wall ends the
+    episode with ``-collision_penalty``; it truncates after ``laps`` laps or the time limit.
+    """
+
+    gym_id = "policylab/Driving-v0"
+    frame_skip = 10  # 0.005 s physics, 20 Hz control
+    max_episode_steps = 1000
+    options_key = "driving"
+    chase_body: ClassVar[str] = "car"  # videos follow the car from behind
+    throttle: ClassVar[bool] = False
+    nconmax, njmax = 16, 64
+
+    def __init__(
+        self, model: mujoco.MjModel, device: torch.device | str = "cpu", options: Any = None, evaluation: bool = False
+    ) -> None:
+        super().__init__(model, device, options if options is not None else DrivingConfig(), evaluation)
+        cfg: DrivingConfig = self.options
+        self.cfg = cfg
+        dev, f64 = self.device, torch.float64
+
+        def joint_qpos(name: str) -> int:
+            return int(model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)])
+
+        def joint_dof(name: str) -> int:
+            return int(model.jnt_dofadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)])
+
+        def actuator(name: str) -> int:
+            return int(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_ACTUATOR, name))
+
+        self.steer_actuators = [actuator(n) for n in car.STEER_JOINTS]
+        self.drive_actuators = [actuator(n) for n in car.DRIVE_ACTUATORS]
+        self.wheel_dofs = [joint_dof(n) for n in ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")]
+        self.steer_qpos = [joint_qpos(n) for n in car.STEER_JOINTS]
+        self.ride_height = float(model.body_pos[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "car")][2])
+        self.lidar_xy = torch.tensor(car.lidar_offset(model)[:2], dtype=f64, device=dev)
+        self.ray_angles = torch.tensor(car.ray_angles(cfg.lidar_rays, cfg.lidar_fov), dtype=f64, device=dev)
+        hl, hw = car.FOOTPRINT
+        # the outline's corners and side midpoints in the car frame [6, 2]
+        self.outline = torch.tensor(
+            [[hl, hw], [hl, -hw], [-hl, hw], [-hl, -hw], [0.0, hw], [0.0, -hw]], dtype=f64, device=dev
+        )
+        self.tracks: OrderedDict[int, Track] = OrderedDict()
+        self.centre = self.normal = self.start = self.end = torch.empty(0)
+        self.arc = self.length = self.width = torch.empty(0)
+        self.seed = torch.empty(0, dtype=torch.long)
+        self._per_world: dict[str, Tensor] = {}
+        self._scene: mujoco.MjModel | None = None
+        self._scene_seed = -1
+
+    @classmethod
+    def load_model(cls) -> mujoco.MjModel:
+        return car.load_car_model()
+
+    # -- tracks ---------------------------------------------------------------------------
+
+    def track(self, seed: int) -> Track:
+        """The track of ``seed`` (generated once, then cached)."""
+        found = self.tracks.get(seed)
+        if found is None:
+            found = self.tracks[seed] = generate_track(seed, self.cfg)
+            if len(self.tracks) > TRACK_CACHE:
+                self.tracks.popitem(last=False)
+        return found
+
+    def _allocate(self, n: int) -> None:
+        m, dev, f64 = self.cfg.track_points, self.device, torch.float64
+        self.centre = torch.zeros((n, m, 2), dtype=f64, device=dev)
+        self.normal = torch.zeros((n, m, 2), dtype=f64, device=dev)
+        self.start = torch.zeros((n, 2 * m, 2), dtype=f64, device=dev)
+        self.end = torch.zeros((n, 2 * m, 2), dtype=f64, device=dev)
+        self.arc = torch.zeros((n, m), dtype=f64, device=dev)
+        self.length = torch.ones(n, dtype=f64, device=dev)
+        self.width = torch.ones(n, dtype=f64, device=dev)
+        self.seed = torch.zeros(n, dtype=torch.long, device=dev)
+        # episode state: progress position, distance along the track, first lap time, steering command
+        self._per_world = {
+            name: torch.zeros(n, dtype=f64, device=dev)
+            for name in ("s", "travelled", "lap_time", "time", "steer", "steer_change", "collided")
+        }
+
+    def _load_tracks(self, ids: Tensor, seeds: list[int]) -> None:
+        """Write the tracks of ``seeds`` into worlds ``ids`` [k]."""
+        tracks = [self.track(s) for s in seeds]
+        as_tensor = lambda arrays: torch.tensor(np.stack(arrays), dtype=torch.float64, device=self.device)  # noqa: E731
+        walls = [t.wall_segments() for t in tracks]
+        self.centre[ids] = as_tensor([t.centre for t in tracks])
+        self.normal[ids] = as_tensor([t.normal for t in tracks])
+        self.start[ids] = as_tensor([w[0] for w in walls])
+        self.end[ids] = as_tensor([w[1] for w in walls])
+        self.arc[ids] = as_tensor([t.arc for t in tracks])
+        self.length[ids] = torch.tensor([t.length for t in tracks], dtype=torch.float64, device=self.device)
+        self.width[ids] = torch.tensor([t.width for t in tracks], dtype=torch.float64, device=self.device)
+        self.seed[ids] = torch.tensor(seeds, dtype=torch.long, device=self.device)
+
+    # -- episodes -------------------------------------------------------------------------
+
+    def reset_worlds(self, ids: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """A new track per world (held-out seeds when evaluating), the car on it at a random place.
+
+        The car starts on the centreline's point i ~ U{0..M-1}, shifted sideways by up to 15% of the
+        width, heading along the track +-0.1 rad, rolling at the target speed (``driving``) or at rest.
+        """
+        ids = ids.nonzero().squeeze(1) if ids.dtype == torch.bool else ids
+        if self.centre.shape[0] == 0:  # the first reset starts every world
+            self._allocate(len(ids))
+        k, dev, f64 = len(ids), self.device, torch.float64
+        pool = self.cfg.train_tracks if self.cfg.train_tracks and not self.evaluation else 2**30
+        draws = torch.randint(0, pool, (k,), generator=generator, device=generator.device)
+        seeds = [int(s) + (HELDOUT_BASE if self.evaluation else 0) for s in draws.tolist()]
+        self._load_tracks(ids, seeds)
+        m = self.cfg.track_points
+        index = torch.randint(0, m, (k,), generator=generator, device=generator.device).to(dev)
+        u = torch.rand((k, 2), generator=generator, dtype=f64, device=generator.device).to(dev)
+        rows = ids.to(dev)
+        point, normal = self.centre[rows, index], self.normal[rows, index]
+        tangent = torch.stack([normal[:, 1], -normal[:, 0]], dim=1)
+        offset = (u[:, 0] * 2 - 1) * 0.15 * self.width[rows]
+        position = point + offset[:, None] * normal
+        yaw = torch.atan2(tangent[:, 1], tangent[:, 0]) + (u[:, 1] * 2 - 1) * 0.1
+        qpos = self.init_qpos.expand(k, -1).clone()
+        qpos[:, :2] = position
+        qpos[:, 2] = self.ride_height
+        qpos[:, 3:7] = torch.stack(
+            [torch.cos(yaw / 2), torch.zeros_like(yaw), torch.zeros_like(yaw), torch.sin(yaw / 2)], dim=1
+        )
+        qvel = self.init_qvel.expand(k, -1).clone()
+        speed = 0.0 if self.throttle else self.cfg.target_speed
+        qvel[:, 0], qvel[:, 1] = speed * torch.cos(yaw), speed * torch.sin(yaw)
+        for dof in self.wheel_dofs:
+            qvel[:, dof] = speed / car.WHEEL_RADIUS
+        state = self._per_world
+        for name in state:
+            state[name][rows] = 0.0
+        state["lap_time"][rows] = math.nan
+        state["s"][rows] = self._arc_position(position, rows)[0]
+        return qpos, qvel
+
+    def _arc_position(self, xy: Tensor, rows: Tensor | slice = slice(None)) -> tuple[Tensor, Tensor, Tensor]:
+        """(arc position s [k], lateral offset [k] (left +), track heading [k]) of points xy [k, 2].
+
+        Nearest centreline point i, then s = arc_i + (xy - c_i) . t_i, offset = (xy - c_i) . n_i.
+        """
+        centre, normal = self.centre[rows], self.normal[rows]
+        nearest = (centre - xy[:, None, :]).square().sum(-1).argmin(dim=1)  # [k]
+        pick = torch.arange(len(nearest), device=xy.device)
+        c, n = centre[pick, nearest], normal[pick, nearest]
+        t = torch.stack([n[:, 1], -n[:, 0]], dim=1)
+        rel = xy - c
+        s = self.arc[rows][pick, nearest] + (rel * t).sum(-1)
+        return s, (rel * n).sum(-1), torch.atan2(t[:, 1], t[:, 0])
+
+    def _outline_offsets(self, xy: Tensor, yaw: Tensor) -> Tensor:
+        """|lateral offset| [N, 6] of the car outline's points from their nearest centreline point."""
+        cos, sin = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
+        px = xy[:, None, 0] + cos * self.outline[:, 0] - sin * self.outline[:, 1]
+        py = xy[:, None, 1] + sin * self.outline[:, 0] + cos * self.outline[:, 1]
+        points = torch.stack([px, py], dim=-1)  # [N, 6, 2]
+        distance = (points[:, :, None, :] - self.centre[:, None, :, :]).square().sum(-1)  # [N, 6, M]
+        nearest = distance.argmin(dim=-1)  # [N, 6]
+        c = torch.gather(self.centre, 1, nearest[..., None].expand(-1, -1, 2))
+        n = torch.gather(self.normal, 1, nearest[..., None].expand(-1, -1, 2))
+        return ((points - c) * n).sum(-1).abs()
+
+    # -- control --------------------------------------------------------------------------
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.throttle:
+            return np.array([-car.MAX_STEER, 0.0]), np.array([car.MAX_STEER, self.cfg.max_speed])
+        return np.array([-car.MAX_STEER]), np.array([car.MAX_STEER])
+
+    def apply_action(self, sim: Simulator, action: Tensor) -> None:
+        """Steering target -> rate-limited command (3.2 rad/s) -> Ackermann wheel angles; speed -> rear wheels."""
+        state = self._per_world
+        target = action[:, 0].clamp(-car.MAX_STEER, car.MAX_STEER)
+        max_change = car.MAX_STEER_RATE * self.dt
+        change = (target - state["steer"]).clamp(-max_change, max_change)
+        state["steer"] += change
+        state["steer_change"] = change
+        t = torch.tan(state["steer"])
+        left = torch.atan(car.WHEELBASE * t / (car.WHEELBASE - 0.5 * car.WHEEL_TRACK * t))
+        right = torch.atan(car.WHEELBASE * t / (car.WHEELBASE + 0.5 * car.WHEEL_TRACK * t))
+        sim.ctrl[:, self.steer_actuators[0]] = left.to(sim.ctrl.dtype)
+        sim.ctrl[:, self.steer_actuators[1]] = right.to(sim.ctrl.dtype)
+        speed = (
+            action[:, 1].clamp(0.0, self.cfg.max_speed)
+            if self.throttle
+            else torch.full_like(target, self.cfg.target_speed)
+        )
+        for a in self.drive_actuators:
+            sim.ctrl[:, a] = (speed / car.WHEEL_RADIUS).to(sim.ctrl.dtype)
+
+    # -- observation, reward --------------------------------------------------------------
+
+    def pose(self, sim: Simulator) -> tuple[Tensor, Tensor]:
+        """(xy [N, 2], yaw [N]) of every car."""
+        qpos = sim.qpos.to(torch.float64)
+        return qpos[:, :2], yaw_of(qpos[:, 3:7])
+
+    def lidar_rays(self, sim: Simulator) -> tuple[Tensor, Tensor]:
+        """(origin [N, 2], world-frame angle [N, R]) of every car's lidar rays."""
+        xy, yaw = self.pose(sim)
+        cos, sin = torch.cos(yaw), torch.sin(yaw)
+        lx, ly = self.lidar_xy
+        origin = xy + torch.stack([cos * lx - sin * ly, sin * lx + cos * ly], dim=1)
+        return origin, yaw[:, None] + self.ray_angles
+
+    def lidar(self, sim: Simulator, noisy: bool = True) -> Tensor:
+        """Distances [N, R] along the rays, m (``lidar_range`` where nothing is hit or a ray drops out)."""
+        cfg = self.cfg
+        origin, angle = self.lidar_rays(sim)
+        distance = cast_rays(origin, angle, self.start, self.end, cfg.lidar_range)
+        if noisy and self.generator is not None and (cfg.lidar_noise_std > 0 or cfg.lidar_dropout > 0):
+            g = self.generator
+            if cfg.lidar_noise_std > 0:
+                noise = torch.randn(distance.shape, generator=g, dtype=distance.dtype, device=g.device)
+                distance = (distance + cfg.lidar_noise_std * noise.to(distance.device)).clamp(0.0, cfg.lidar_range)
+            if cfg.lidar_dropout > 0:
+                drop = (
+                    torch.rand(distance.shape, generator=g, dtype=distance.dtype, device=g.device) < cfg.lidar_dropout
+                )
+                distance = torch.where(drop.to(distance.device), torch.full_like(distance, cfg.lidar_range), distance)
+        return distance
+
+    def observation(self, sim: Simulator) -> Tensor:
+        qvel = sim.qvel.to(torch.float64)
+        xy, yaw = self.pose(sim)
+        forward = torch.cos(yaw) * qvel[:, 0] + torch.sin(yaw) * qvel[:, 1]
+        parts = [self.lidar(sim), forward[:, None], qvel[:, 5:6], self._per_world["steer"][:, None]]
+        if self.cfg.privileged_obs:
+            _, offset, heading = self._arc_position(xy)
+            parts += [wrap_angle(yaw - heading)[:, None], offset[:, None]]
+        return torch.cat(parts, dim=1)
+
+    def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
+        """r = progress along the centreline (m) - steering_penalty (change of command)^2 - collision_penalty [hit]."""
+        cfg, state = self.cfg, self._per_world
+        xy, yaw = self.pose(sim)
+        s, _, _ = self._arc_position(xy)
+        half = 0.5 * self.length
+        progress = torch.remainder(s - state["s"] + half, self.length) - half  # wraps at the start line
+        state["s"] = s
+        state["travelled"] += progress
+        state["time"] += self.dt
+        lap = (state["travelled"] >= self.length) & torch.isnan(state["lap_time"])
+        state["lap_time"] = torch.where(lap, state["time"], state["lap_time"])
+        collided = (self._outline_offsets(xy, yaw) > 0.5 * self.width[:, None]).any(dim=1)
+        state["collided"] = collided.to(torch.float64)
+        reward = progress - cfg.steering_penalty * state["steer_change"].square() - cfg.collision_penalty * collided
+        return reward, collided
+
+    def truncated(self, sim: Simulator) -> Tensor:
+        """Episodes end after ``laps`` laps."""
+        return self._per_world["travelled"] >= self.cfg.laps * self.length
+
+    def episode_stats(self) -> dict[str, Tensor]:
+        """Per car: laps, lap_completed (1 after a full lap), collision (0/1), distance (m), lap_time (s or nan)."""
+        state = self._per_world
+        laps = state["travelled"] / self.length
+        return {
+            "laps": laps,
+            "lap_completed": (laps >= 1).to(torch.float64),
+            "collision": state["collided"],
+            "distance": state["travelled"].clamp(min=0.0),
+            "lap_time": state["lap_time"],
+        }
+
+    def deployment(self) -> dict[str, Any]:
+        """What a controller needs to build the observation and apply the action (policy.json's ``driving``)."""
+        cfg = self.cfg
+        angles = self.ray_angles.cpu().tolist()
+        return {
+            "task": "throttle" if self.throttle else "steering",
+            "options": dataclasses.asdict(cfg),
+            "physics_timestep_s": float(self.model.opt.timestep),
+            "frame_skip": self.frame_skip,
+            "lidar": {
+                "rays": cfg.lidar_rays,
+                "angles_rad": angles,
+                "angle_note": "ray k points angles_rad[k] counter-clockwise from the car's heading (x forward, y left)",
+                "origin_m": car.lidar_offset(self.model).tolist(),
+                "origin_note": "in the car frame (origin at its centre of mass); rays are horizontal",
+                "range_m": cfg.lidar_range,
+                "no_return": "a ray that hits nothing within range_m (or drops out) reads range_m",
+                "noise_std_m": cfg.lidar_noise_std,
+                "dropout": cfg.lidar_dropout,
+            },
+            "entries": [f"lidar[{k}]" for k in range(cfg.lidar_rays)]
+            + ["forward_speed", "yaw_rate", "steering"]
+            + (["heading_error", "lateral_offset"] if cfg.privileged_obs else []),
+            "entries_note": "forward_speed: the CoM velocity along the car's x axis (m/s); yaw_rate: about z (rad/s); "
+            "steering: the bicycle-model steering command after the rate limit (rad)",
+            "steering": {
+                "max_rad": car.MAX_STEER,
+                "max_rate_rad_s": car.MAX_STEER_RATE,
+                "ackermann": "tan(left) = L tan(d) / (L - T/2 tan(d)), tan(right) = L tan(d) / (L + T/2 tan(d))",
+                "wheelbase_m": car.WHEELBASE,
+                "wheel_track_m": car.WHEEL_TRACK,
+            },
+            "drive": {
+                "wheel_radius_m": car.WHEEL_RADIUS,
+                "speed": "action[1], m/s" if self.throttle else f"fixed {cfg.target_speed} m/s",
+            },
+        }
+
+    def observation_names(self) -> tuple[list[str], list[str]]:
+        """(names, units) of the observation entries."""
+        degrees = [math.degrees(a) for a in self.ray_angles.cpu().tolist()]
+        names = [f"lidar[{k}] at {d:+.1f} deg" for k, d in enumerate(degrees)] + [
+            "forward_speed",
+            "yaw_rate",
+            "steering",
+        ]
+        units = ["m"] * len(degrees) + ["m/s", "rad/s", "rad"]
+        if self.cfg.privileged_obs:
+            names += ["heading_error", "lateral_offset"]
+            units += ["rad", "m"]
+        return names, units
+
+    def get_state(self) -> dict[str, Any]:
+        return {"seed": self.seed.clone(), **{k: v.clone() for k, v in self._per_world.items()}}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if "seed" not in state:
+            return
+        ids = torch.arange(len(state["seed"]), device=self.device)
+        self._load_tracks(ids, [int(s) for s in state["seed"].tolist()])
+        for k in self._per_world:
+            self._per_world[k] = state[k].to(self.device, copy=True)
+
+    # -- rendering ------------------------------------------------------------------------
+
+    def render_scene(self, sim: Simulator, index: int) -> tuple[mujoco.MjModel, mujoco.MjData]:
+        """The scene model with world ``index``'s walls, and its state."""
+        if self._scene is None:
+            self._scene = car.scene_model(self.cfg.track_points)
+        seed = int(self.seed[index])
+        if seed != self._scene_seed:
+            car.place_walls(self._scene, self.track(seed))
+            self._scene_seed = seed
+        data = mujoco.MjData(self._scene)
+        data.qpos[:] = sim.qpos[index].detach().cpu().numpy()
+        data.qvel[:] = sim.qvel[index].detach().cpu().numpy()
+        mujoco.mj_forward(self._scene, data)
+        origin, angle = self.lidar_rays(sim)
+        distance = self.lidar(sim, noisy=False)
+        ends = origin[:, None, :] + distance[..., None] * torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
+        self._last_scan = (origin[index].cpu().numpy(), ends[index].cpu().numpy())
+        return self._scene, data
+
+    def decorate_scene(self, scene: mujoco.MjvScene, index: int) -> None:
+        """The lidar rays of car ``index`` as green lines from the lidar to where each ray ends."""
+        if self._last_scan is None:
+            return
+        origin, ends = self._last_scan  # of the world render_scene showed last
+        height = float(car.lidar_offset(self.model)[2]) + self.ride_height
+        for k in range(ends.shape[0]):
+            if scene.ngeom >= scene.maxgeom:
+                break
+            geom = scene.geoms[scene.ngeom]
+            mujoco.mjv_initGeom(geom, mujoco.mjtGeom.mjGEOM_LINE, np.zeros(3), np.zeros(3), np.zeros(9), RAY_COLOUR)
+            a = np.array([origin[0], origin[1], height])
+            b = np.array([ends[k, 0], ends[k, 1], height])
+            mujoco.mjv_connector(geom, mujoco.mjtGeom.mjGEOM_LINE, 2.0, a, b)
+            scene.ngeom += 1
+
+    _last_scan: tuple[np.ndarray, np.ndarray] | None = None
+
+
+class DrivingThrottle(Driving):
+    """Steering and a speed command: action = [steering angle (rad), speed (m/s) in [0, max_speed]]; starts at rest."""
+
+    gym_id = "policylab/DrivingThrottle-v0"
+    throttle = True
+
+
+DRIVING_TASKS: tuple[type[NativeTask], ...] = (Driving, DrivingThrottle)
