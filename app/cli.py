@@ -81,7 +81,8 @@ def _export(args: argparse.Namespace) -> int:
 
     result = export_run(args.run, which=args.checkpoint)
     print(result.text)
-    print(f"wrote {result.folder}: policy.onnx, policy.pt, policy.json, policy.h, policy.c, policy_main.c")
+    written = ", ".join(p.name for p in sorted(result.folder.iterdir()) if p.name.startswith("policy"))
+    print(f"wrote {result.folder}: {written}")
     return 0
 
 
@@ -167,7 +168,10 @@ def _tasks(args: argparse.Namespace) -> int:
             (
                 name,
                 cfg.task.id,
-                str(env.observation_space.shape[0]),
+                " + ".join(
+                    "x".join(str(d) for d in f.shape) if len(f.shape) > 1 else str(f.shape[0])
+                    for f in env.observation_spec.values()
+                ),
                 str(env.action_space.shape[0]),
                 f"{env.dt:g}",
                 steps,

@@ -207,6 +207,12 @@ def main() -> int:
         if not (folder / name).is_file():
             fail(f"{folder / name} not found; export the run first (make export run=...)")
     meta = json.loads((folder / "policy.json").read_text())
+    if "inputs" in meta.get("io", {}):
+        names = ", ".join(i["name"] for i in meta["io"]["inputs"])
+        fail(
+            f"task {meta['task']}: the policy reads several observation fields ({names}); deploy-sim runs policies "
+            "over one observation vector (Gymnasium MuJoCo tasks and the lidar driving tasks)"
+        )
     driving = "driving" in meta["observation"]
     if not driving and (meta["observation"].get("layout") is None or str(meta["env_id"]).startswith("dmc:")):
         fail(

@@ -15,6 +15,7 @@ from app.checkpoint import load_run_checkpoint
 from app.config import Config
 from envs import VecEnv
 from policies import GaussianPolicy
+from policies.factory import make_policy
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training
 
@@ -100,12 +101,19 @@ def evaluate_policy(policy: GaussianPolicy, env: VecEnv, episodes: int, seed: in
 
 
 def build_policy(cfg: Config, env: VecEnv) -> GaussianPolicy:
-    """The policy network a config describes, for this environment's spaces."""
-    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    """The policy network a config describes, for this environment's observation spec and action space.
+
+    One flat vector: normalizer + MLP. Several fields (images): per-field normalizers, a CNN per image.
+    """
+    spec = getattr(env, "observation_spec", None)
+    if spec is None:  # a single Gymnasium env
+        from envs.spec import flat_spec, spec_from_space
+
+        space = env.observation_space
+        spec = spec_from_space(space) if hasattr(space, "spaces") else flat_spec(space.shape[0])
     p = cfg.policy
-    return GaussianPolicy(
-        obs_dim,
-        act_dim,
+    return make_policy(
+        spec,
         env.action_space.low,
         env.action_space.high,
         hidden_sizes=p.hidden_sizes,

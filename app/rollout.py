@@ -6,32 +6,50 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from tensordict import TensorDict
 from torch import Tensor
 
 from envs import VecEnv
 from policies import GaussianPolicy, combine_moments
 
+Obs = Tensor | TensorDict  # [..., obs_dim], or a TensorDict [...] of the spec's fields (dict observations)
+
+
+def all_finite(obs: Obs) -> bool:
+    """Every float entry finite (every float field of a TensorDict)."""
+    if isinstance(obs, TensorDict):
+        return all(bool(torch.isfinite(v).all()) for v in obs.values() if v.is_floating_point())
+    return bool(torch.isfinite(obs).all())
+
+
+def empty_like_steps(obs: Obs, steps: int) -> Obs:
+    """A buffer [steps, N, ...] for observations like ``obs`` [N, ...] (each field of a TensorDict kept)."""
+    if isinstance(obs, TensorDict):
+        fields = {k: torch.empty((steps, *v.shape), dtype=v.dtype, device=v.device) for k, v in obs.items()}
+        return TensorDict(fields, batch_size=[steps, obs.shape[0]], device=obs.device)
+    return torch.empty((steps, *obs.shape), dtype=torch.float32, device=obs.device)
+
 
 @dataclass(frozen=True)
 class Rollout:
-    """T steps of N environments. Rewards are raw (unscaled)."""
+    """T steps of N environments. Rewards are raw (unscaled). Dict observations are TensorDicts, each field kept."""
 
-    obs: Tensor  # [T, N, obs_dim] observation each action was taken in
+    obs: Obs  # [T, N, obs_dim] observation each action was taken in
     actions: Tensor  # [T, N, act_dim] sampled actions, normalized units, before clipping
     log_probs: Tensor  # [T, N] log pi_behaviour(a|s) of each action, as it was sampled
     rewards: Tensor  # [T, N]
     terminated: Tensor  # [T, N] bool
     truncated: Tensor  # [T, N] bool
-    last_obs: Tensor  # [N, obs_dim] observation after the last step
+    last_obs: Obs  # [N, obs_dim] observation after the last step
     final_index: Tensor  # [K, 2] (t, n) of steps where an episode was truncated
-    final_obs: Tensor  # [K, obs_dim] last observation of each of those episodes
+    final_obs: Obs  # [K, obs_dim] last observation of each of those episodes
 
     def is_finite(self) -> bool:
-        return bool(
-            torch.isfinite(self.obs).all()
-            and torch.isfinite(self.rewards).all()
-            and torch.isfinite(self.last_obs).all()
-            and torch.isfinite(self.final_obs).all()
+        return (
+            all_finite(self.obs)
+            and bool(torch.isfinite(self.rewards).all())
+            and all_finite(self.last_obs)
+            and all_finite(self.final_obs)
         )
 
 
@@ -115,15 +133,15 @@ def collect(
     episode that ended.
     """
     device = obs.device
-    n, obs_dim = obs.shape
-    obs_buf = torch.empty((steps, n, obs_dim), device=device)
+    n = obs.shape[0]
+    obs_buf = empty_like_steps(obs, steps)
     act_buf = torch.empty((steps, n, policy.act_dim), device=device)
     logp_buf = torch.empty((steps, n), device=device)
     rew_buf = torch.empty((steps, n), device=device)
     term_buf = torch.empty((steps, n), dtype=torch.bool, device=device)
     trunc_buf = torch.empty((steps, n), dtype=torch.bool, device=device)
     final_index: list[Tensor] = []
-    final_obs: list[Tensor] = []
+    final_obs: list[Obs] = []
     episodes: list[tuple[float, int]] = []
     with torch.no_grad():
         for t in range(steps):
@@ -148,7 +166,7 @@ def collect(
         truncated=trunc_buf,
         last_obs=obs,
         final_index=torch.cat(final_index) if final_index else torch.empty((0, 2), dtype=torch.long, device=device),
-        final_obs=torch.cat(final_obs) if final_obs else torch.empty((0, obs_dim), device=device),
+        final_obs=torch.cat(final_obs) if final_obs else obs[:0].clone(),
     )
     return rollout, obs, episodes
 

@@ -35,7 +35,8 @@ from app.logger import RunLogger
 from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
 from envs import VecEnv
 from envs.native.batch_sim import available_cores
-from policies import ValueFunction
+from envs.spec import spec_to_dict
+from policies.factory import flat_size, make_value
 
 RECENT_EPISODES = 20  # window of the logged mean episode return and length
 FINAL_EVAL_EPISODES = 10  # at least this many episodes judge the final policy
@@ -120,10 +121,10 @@ class Trainer:
         self.env = envs.make(cfg.task)
         self.device = resolve_device(cfg.train.device, self.env)
         self.policy = build_policy(cfg, self.env).to(self.device)
-        obs_dim = self.env.observation_space.shape[0]
-        self.value = ValueFunction(obs_dim, cfg.value.hidden_sizes, cfg.value.activation, cfg.policy.ortho_init).to(
-            self.device
-        )
+        value_cfg = cfg.value
+        self.value = make_value(
+            self.env.observation_spec, value_cfg.hidden_sizes, value_cfg.activation, cfg.policy.ortho_init
+        ).to(self.device)
         n = self.env.num_envs
         batch = n * cfg.train.steps_per_env
         self.algo = make_algorithm(cfg, self.policy, self.value, total_updates=-(-cfg.train.total_steps // batch))
@@ -188,7 +189,7 @@ class Trainer:
         rewards = self.reward_scaler(rollout.rewards, done) if self.reward_scaler else rollout.rewards
         batch = self.build_batch([(rollout, rewards), *self.past])
         result = self.algo.update(batch, self.generator)
-        self.policy.normalizer.update(rollout.obs.reshape(-1, rollout.obs.shape[-1]))
+        self.policy.normalizer.update(rollout.obs)  # [T, N, ...]: every step's observation
         if self.past.maxlen:
             self.past.appendleft((rollout, rewards))
         metrics: dict[str, Any] = dict(result.metrics)
@@ -402,7 +403,8 @@ class Trainer:
             "task": {
                 "name": self.cfg.task.name,
                 "id": self.cfg.task.id,
-                "obs_dim": self.env.observation_space.shape[0],
+                "obs_dim": flat_size(self.env.observation_spec),
+                "observation_spec": spec_to_dict(self.env.observation_spec),
                 "act_dim": self.env.action_space.shape[0],
                 "dt": self.env.dt,
             },

@@ -190,6 +190,19 @@ def check_size(width: int, height: int) -> None:
         raise RenderError(f"video size {width}x{height}: width and height must be even numbers in 16..4096")
 
 
+def policy_input(obs: Any, device: Any) -> Any:
+    """One Gymnasium observation (an array, or a dict of arrays) as a batch of one for the policy."""
+    import torch
+
+    if isinstance(obs, dict):
+        from tensordict import TensorDict
+
+        fields = {k: torch.as_tensor(np.asarray(v))[None] for k, v in obs.items()}
+        fields = {k: v.float() if v.is_floating_point() else v for k, v in fields.items()}
+        return TensorDict(fields, batch_size=[1], device=device)
+    return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)[None]
+
+
 def render_episode(
     policy: Any,
     env: Any,
@@ -242,7 +255,7 @@ def render_episode(
         done = False
         while not done and (max_steps is None or step < max_steps):
             with torch.no_grad():
-                action = policy.act(torch.as_tensor(np.asarray(obs, dtype=np.float32), device=device)[None])[0]
+                action = policy.act(policy_input(obs, device))[0]
             obs, reward, terminated, truncated, info = env.step(action.cpu().double().numpy())
             total += float(reward)
             step += 1

@@ -30,6 +30,7 @@ GYMNASIUM_TASK_IDS = (
 OWN_TASKS = {
     "policylab/Driving-v0": 1000,
     "policylab/DrivingThrottle-v0": 1000,
+    "policylab/DrivingCamera-v0": 1000,
 }
 NATIVE_TASK_IDS = (*GYMNASIUM_TASK_IDS, *OWN_TASKS)
 ENTRY_POINTS = "envs.native.gym_env"

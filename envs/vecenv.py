@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 
+from envs.spec import ObservationSpec, flat_spec
+
 if TYPE_CHECKING:  # annotations only: ``import envs`` does not import torch
     import torch
     from torch import Tensor
@@ -25,12 +27,18 @@ class VecEnv(ABC):
     """
 
     num_envs: int
-    observation_space: spaces.Box  # one environment's
+    observation_space: spaces.Space  # one environment's: a Box, or a Dict for dict observations
     action_space: spaces.Box  # one environment's, in actuator units
     device: torch.device
     dt: float  # control period in seconds
     max_episode_steps: int | None
     unstable_resets: int = 0  # simulations reset because they went unstable, since construction
+
+    @property
+    def observation_spec(self) -> ObservationSpec:
+        """The observed fields (a flat Box: one field ``obs``); dict observations are TensorDicts [N]."""
+        spec = getattr(self, "_observation_spec", None)
+        return spec if spec is not None else flat_spec(int(self.observation_space.shape[0]))
 
     @abstractmethod
     def reset(self, seed: int | None = None) -> Tensor:

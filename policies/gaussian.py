@@ -1,4 +1,4 @@
-"""Gaussian MLP policy with a state-independent learnable log standard deviation."""
+"""Gaussian policy (observation encoder + MLP mean) with a state-independent learnable log standard deviation."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
+from envs.spec import ObservationSpec, is_flat
+from policies.encoders import DictNormalizer, ObservationEncoder
 from policies.mlp import mlp, orthogonal_init
 from policies.normalizer import RunningNormalizer
 
@@ -21,6 +23,10 @@ class GaussianPolicy(nn.Module):
     u = center + half_range * clip(a, -1, 1). Dimensions with an infinite range
     pass through unchanged. The observation normalizer is a submodule, so a
     state dict carries everything needed for inference.
+
+    With a dict observation ``spec`` (several fields, images), observations are
+    TensorDicts [B]: per-field normalizers, then :class:`ObservationEncoder`
+    (a CNN per image) feeds the MLP; ``obs_dim`` is then the encoder's feature size.
     """
 
     action_center: Tensor
@@ -39,10 +45,19 @@ class GaussianPolicy(nn.Module):
         ortho_init: bool = True,
         normalize_obs: bool = True,
         obs_clip: float = 10.0,
+        spec: ObservationSpec | None = None,
     ) -> None:
         super().__init__()
+        self.spec = spec if spec is not None and not is_flat(spec) else None
+        self.encoder: nn.Module
+        if self.spec is not None:
+            self.normalizer: nn.Module = DictNormalizer(self.spec, clip=obs_clip, enabled=normalize_obs)
+            self.encoder = ObservationEncoder(self.spec)
+            obs_dim = self.encoder.out_dim
+        else:
+            self.normalizer = RunningNormalizer(obs_dim, clip=obs_clip, enabled=normalize_obs)
+            self.encoder = nn.Identity()
         self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.normalizer = RunningNormalizer(obs_dim, clip=obs_clip, enabled=normalize_obs)
         self.mean_net = mlp(obs_dim, hidden_sizes, act_dim, activation)
         if ortho_init:
             orthogonal_init(self.mean_net, output_gain=0.01)
@@ -55,8 +70,8 @@ class GaussianPolicy(nn.Module):
         self.register_buffer("action_half_range", torch.where(bounded, (high - low) / 2, torch.ones_like(low)))
 
     def forward(self, obs: Tensor) -> Tensor:
-        """obs [B, obs_dim] (raw) -> mean action [B, act_dim] (normalized units)."""
-        return self.mean_net(self.normalizer(obs))
+        """obs [B, obs_dim] or a TensorDict [B] (raw) -> mean action [B, act_dim] (normalized units)."""
+        return self.mean_net(self.encoder(self.normalizer(obs)))
 
     def distribution(self, obs: Tensor) -> Normal:
         """The action distribution for raw observations obs [B, obs_dim]."""

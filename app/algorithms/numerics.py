@@ -142,6 +142,8 @@ class GaussianFisher:
     """
 
     def __init__(self, policy: nn.Module, obs: Tensor, params: Sequence[nn.Parameter], damping: float) -> None:
+        if not isinstance(getattr(policy, "encoder", nn.Identity()), nn.Identity):
+            raise ValueError("GaussianFisher needs the mean net to read the normalized observation directly")
         net = policy.mean_net  # type: ignore[attr-defined]
         names = {id(p): name for name, p in net.named_parameters()}
         self.mean_names = [names[id(p)] for p in params if id(p) in names]

@@ -23,7 +23,7 @@ import envs
 from app.checkpoint import load_run_checkpoint
 from app.errors import PolicylabError
 from app.evaluate import EVAL_SEED_OFFSET, evaluate_policy, evaluation_envs, load_policy
-from app.export import c_source, verify
+from app.export import c_source, dict_policy, verify
 from app.export.metadata import policy_metadata
 from app.export.onnx_model import OPSET, build_onnx
 from app.export.weights import DeployedPolicy, control_law
@@ -87,6 +87,40 @@ def _publish(staging: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _write_fields_policy(folder: Path, policy: Any, meta: dict[str, Any]) -> None:
+    """policy.json, policy.onnx and policy.pt of a policy with one input per observation field (no policy.c)."""
+    (folder / "policy.json").write_text(json.dumps(meta, indent=2) + "\n")
+    dict_policy.write_onnx(policy, folder / "policy.onnx")
+    import onnx
+
+    model = onnx.load(str(folder / "policy.onnx"))
+    onnx.helper.set_model_props(model, {key: json.dumps(value) for key, value in meta.items()})
+    onnx.save(model, str(folder / "policy.onnx"))
+    dict_policy.write_torchscript(policy, folder / "policy.pt", json.dumps(meta))
+
+
+def _fields_metadata(meta: dict[str, Any], policy: Any) -> dict[str, Any]:
+    """policy.json of a dict-observation policy: its fields, per-field normalizers and inputs."""
+    spec = policy.spec
+    meta = dict(meta)
+    meta["observation"] = {
+        **meta["observation"],
+        "size": None,
+        "layout": None,
+        "fields": dict_policy.spec_to_dict(spec),
+    }
+    meta["normalizer"] = dict_policy.normalizer_description(policy)
+    meta["network"] = {
+        "encoder": "per image: x / 255, Conv 5x5/2 (16), Conv 3x3/2 (32), Conv 3x3/2 (32), ReLU, Linear (128); "
+        "vectors as they are; concatenated in input order",
+        "hidden_sizes": list(policy.mean_net[i].out_features for i in range(0, len(policy.mean_net) - 1, 2)),
+        "output": "deterministic mean action (Gaussian mean), then the action scaling above",
+    }
+    meta["io"] = dict_policy.io_description(spec, policy.act_dim)
+    meta["c_export"] = dict_policy.c_refusal(spec)
+    return meta
+
+
 def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) -> ExportResult:
     """Export and verify a run's checkpoint; returns the export folder and the verification report."""
     path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
@@ -94,9 +128,12 @@ def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) 
     single = envs.make_single(cfg.task)
     try:
         policy = load_policy(ckpt, cfg, vec, path)
-        law = control_law(policy, cfg.policy.activation)
+        fields = policy.spec is not None
+        law = None if fields else control_law(policy, cfg.policy.activation)
         evaluation = _evaluation(run_dir, path, ckpt, policy, cfg, eval_episodes)
-        meta = policy_metadata(cfg, law, single, vec.dt, vec.max_episode_steps, ckpt, evaluation)
+        meta = policy_metadata(cfg, law, single, vec.dt, vec.max_episode_steps, ckpt, evaluation, policy=policy)
+        if fields:
+            meta = _fields_metadata(meta, policy)
         meta["checkpoint"] = str(path)
         meta["onnx_opset"] = OPSET
         observation_sets = {
@@ -109,15 +146,25 @@ def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) 
 
     staging = Path(tempfile.mkdtemp(prefix=".export.tmp-", dir=run_dir))
     try:
-        _write(staging, law, policy, meta)
         with tempfile.TemporaryDirectory() as build:
-            others = {
-                "onnxruntime": verify.onnx_implementation(staging / "policy.onnx"),
-                "torchscript": verify.torchscript_implementation(staging / "policy.pt"),
-                "c": verify.c_implementation(verify.compile_c(staging, Path(build))),
-            }
+            if law is None:
+                _write_fields_policy(staging, policy, meta)
+                keys = list(policy.spec)
+                others = {
+                    "onnxruntime": dict_policy.onnx_fields_implementation(staging / "policy.onnx", keys),
+                    "torchscript": dict_policy.torchscript_fields_implementation(staging / "policy.pt", keys),
+                }
+            else:
+                _write(staging, law, policy, meta)
+                others = {
+                    "onnxruntime": verify.onnx_implementation(staging / "policy.onnx"),
+                    "torchscript": verify.torchscript_implementation(staging / "policy.pt"),
+                    "c": verify.c_implementation(verify.compile_c(staging, Path(build))),
+                }
             report = verify.compare(verify.torch_implementation(policy), others, observation_sets)
-        text = verify.format_report(report, {k: len(v) for k, v in observation_sets.items()})
+        text = verify.format_report(report, {k: verify.set_size(v) for k, v in observation_sets.items()})
+        if law is None:
+            text += "\n" + dict_policy.c_refusal(policy.spec)
         worst = max(d for diffs in report.values() for d in diffs.values())
         (staging / "verification.txt").write_text(text + "\n")
         (staging / "verification.json").write_text(

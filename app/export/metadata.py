@@ -40,14 +40,21 @@ def verified_layout(env: Any, steps: int = 200, seed: int = 0) -> list[dict[str,
 
 def policy_metadata(
     cfg: Config,
-    law: ControlLaw,
+    law: ControlLaw | None,
     env: Any,
     dt: float,
     max_episode_steps: int | None,
     ckpt: dict[str, Any],
     evaluation: dict[str, Any],
+    policy: Any = None,
 ) -> dict[str, Any]:
-    """The contents of policy.json (also stored in the ONNX metadata_props)."""
+    """The contents of policy.json (also stored in the ONNX metadata_props).
+
+    ``law`` is None for a policy over several observation fields (``policy`` then gives the action
+    scaling; the export adds its fields, normalizers and inputs).
+    """
+    if law is None:
+        return _fields_policy_metadata(cfg, env, dt, max_episode_steps, ckpt, evaluation, policy)
     base = env.unwrapped
     task = getattr(getattr(base, "vec", None), "task", None)  # a native task of our own describes itself
     model = getattr(base, "model", None) or getattr(task, "model", None)
@@ -105,6 +112,51 @@ def policy_metadata(
             "output": "deterministic mean action (Gaussian mean), then the action scaling above",
         },
         "io": {"input": "obs", "input_shape": ["batch", law.obs_dim], "output": "action", "dtype": "float32"},
+        "env_steps": int(runner.get("env_steps", 0)),
+        "iteration": int(runner.get("iteration", 0)),
+        "evaluation": evaluation,
+        "training_config": config_to_dict(cfg),
+        "code_revision": code_revision(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _fields_policy_metadata(
+    cfg: Config,
+    env: Any,
+    dt: float,
+    max_episode_steps: int | None,
+    ckpt: dict[str, Any],
+    evaluation: dict[str, Any],
+    policy: Any,
+) -> dict[str, Any]:
+    """policy.json's common part for a dict-observation policy (no single observation vector)."""
+    task = getattr(getattr(env.unwrapped, "vec", None), "task", None)
+    space = env.action_space
+    low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
+    driving = task.deployment() if hasattr(task, "deployment") else None
+    runner = ckpt.get("runner", {})
+    act_dim = policy.act_dim
+    return {
+        "format": FORMAT,
+        "task": cfg.task.name,
+        "env_id": cfg.task.id,
+        "env_kwargs": dict(cfg.task.env_kwargs),
+        "max_episode_steps": max_episode_steps,
+        "control_period_s": dt,
+        "observation": {"names": list(policy.spec), **({"driving": driving} if driving is not None else {})},
+        "action": {
+            "size": act_dim,
+            "names": (["steering_angle", "speed"] if driving is not None else [f"action[{i}]" for i in range(act_dim)])[
+                :act_dim
+            ],
+            "low": [float(v) for v in low],
+            "high": [float(v) for v in high],
+            "scaling": "u = center + half_range * clip(mean, -1, 1) where bounded, u = mean elsewhere",
+            "center": policy.action_center.tolist(),
+            "half_range": policy.action_half_range.tolist(),
+            "bounded": policy.action_bounded.tolist(),
+        },
         "env_steps": int(runner.get("env_steps", 0)),
         "iteration": int(runner.get("iteration", 0)),
         "evaluation": evaluation,

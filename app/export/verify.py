@@ -12,9 +12,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from tensordict import TensorDict
 
 from app.errors import PolicylabError
 from envs.vecenv import VecEnv
@@ -24,22 +26,43 @@ TOLERANCE = 1e-5
 Implementation = Callable[[np.ndarray], np.ndarray]
 
 
+Observations = Any  # np.ndarray [count, obs_dim], or a dict of field arrays [count, ...] (dict observations)
+
+
+def set_size(obs: Observations) -> int:
+    return len(next(iter(obs.values()))) if isinstance(obs, dict) else len(obs)
+
+
 @torch.no_grad()
-def rollout_observations(policy: GaussianPolicy, env: VecEnv, count: int, seed: int) -> np.ndarray:
-    """``count`` observations [count, obs_dim] met by the deterministic policy in ``env``."""
+def rollout_observations(policy: GaussianPolicy, env: VecEnv, count: int, seed: int) -> Observations:
+    """``count`` observations [count, ...] met by the deterministic policy in ``env``."""
     obs = env.reset(seed=seed)
-    seen: list[torch.Tensor] = []
+    seen: list[Any] = []
     total = 0
     while total < count:
         seen.append(obs.cpu())
         total += obs.shape[0]
         obs, *_ = env.step(policy.act(obs))
-    return torch.cat(seen)[:count].numpy().astype(np.float32)
+    joined = torch.cat(seen)[:count]
+    if isinstance(joined, TensorDict):
+        return {k: v.numpy() if v.dtype == torch.uint8 else v.numpy().astype(np.float32) for k, v in joined.items()}
+    return joined.numpy().astype(np.float32)
 
 
-def random_observations(policy: GaussianPolicy, count: int, seed: int) -> np.ndarray:
-    """[count, obs_dim]: mean + 3 std N(0, 1) under the normalizer (exercises its clipping)."""
+def random_observations(policy: GaussianPolicy, count: int, seed: int) -> Observations:
+    """mean + 3 std N(0, 1) under the normalizer (exercises its clipping); uniform random pixels for images."""
     rng = np.random.default_rng(seed)
+    if policy.spec is not None:
+        out: dict[str, np.ndarray] = {}
+        for key, field in policy.spec.items():
+            if field.dtype == "uint8":
+                out[key] = rng.integers(0, 256, (count, *field.shape), dtype=np.uint8)
+                continue
+            norm = policy.normalizer.fields[key] if key in policy.normalizer.keys else None
+            mean = norm.mean.cpu().numpy() if norm is not None else 0.0
+            std = np.sqrt(norm.var.cpu().numpy() + norm.eps) if norm is not None else 1.0
+            out[key] = (mean + 3.0 * std * rng.standard_normal((count, *field.shape))).astype(np.float32)
+        return out
     norm = policy.normalizer
     mean = norm.mean.cpu().numpy() if norm.enabled else 0.0
     std = np.sqrt(norm.var.cpu().numpy() + norm.eps) if norm.enabled else 1.0
@@ -48,8 +71,11 @@ def random_observations(policy: GaussianPolicy, count: int, seed: int) -> np.nda
 
 
 def torch_implementation(policy: GaussianPolicy) -> Implementation:
-    def run(obs: np.ndarray) -> np.ndarray:
+    def run(obs: Observations) -> np.ndarray:
         with torch.no_grad():
+            if isinstance(obs, dict):
+                fields = {k: torch.from_numpy(v) for k, v in obs.items()}
+                return policy.act(TensorDict(fields, batch_size=[set_size(obs)])).numpy()
             return policy.act(torch.from_numpy(obs)).numpy()
 
     return run

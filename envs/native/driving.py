@@ -34,7 +34,9 @@ SEGMENT_SLACK = 1e-4  # fraction of a segment's length
 RAY_COLOUR = np.array([0.1, 1.0, 0.3, 0.8], dtype=np.float32)
 
 
-def cast_rays(origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_range: float) -> Tensor:
+def cast_rays(
+    origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_range: float, with_index: bool = False
+) -> Tensor | tuple[Tensor, Tensor]:
     """Distance along each ray to the first wall segment it crosses, at most ``max_range``.
 
     origin [N, 2], angle [N, R] (world frame), segments start/end [N, S, 2] -> [N, R] (origin's dtype).
@@ -43,6 +45,7 @@ def cast_rays(origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_ran
     SEGMENT_SLACK so that rounding never lets a ray slip between two segments through their shared
     end (a ray parallel to a segment, d x e = 0, gives an infinite or undefined u and never hits).
     Computed in float32 (millimetre-exact at track scale): [N, R, S] is the largest tensor.
+    ``with_index`` also returns the index [N, R] of the segment each ray meets (S where none).
     """
     f32 = torch.float32
     dx, dy = torch.cos(angle).to(f32)[..., None], torch.sin(angle).to(f32)[..., None]  # [N, R, 1]
@@ -54,8 +57,72 @@ def cast_rays(origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_ran
     t = (wx * ey - wy * ex) / denom  # w x e does not depend on the ray
     u = (wx * dy - wy * dx) / denom
     miss = ~((t > 0) & (u >= -SEGMENT_SLACK) & (u <= 1 + SEGMENT_SLACK))
-    distance = t.masked_fill_(miss, math.inf).amin(dim=-1)
+    distance, index = t.masked_fill_(miss, math.inf).min(dim=-1)
+    if with_index:
+        index = torch.where(torch.isfinite(distance), index, torch.full_like(index, start.shape[1]))
+        return distance.clamp_(max=max_range).to(origin.dtype), index
     return distance.clamp_(max=max_range).to(origin.dtype)
+
+
+def cast_ray_fan(
+    origin: Tensor,
+    heading: Tensor,
+    angles: Tensor,
+    start: Tensor,
+    end: Tensor,
+    max_range: float,
+    with_index: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """:func:`cast_rays` for a fan of rays, testing only the (segment, ray) pairs that can meet.
+
+    origin [N, 2], heading [N], angles [R] ascending (relative to the heading), segments [N, S, 2]
+    -> distances [N, R] (float64). A segment seen from the origin spans the angles between its ends'
+    bearings; only the rays inside that span (found by binary search in ``angles``) can cross it, so
+    instead of N R S tests there are about N (S + R * walls crossed per ray) - a segment whose span
+    passes behind the origin (the bearings differ by more than pi) is tested against every ray.
+    Each candidate pair gets the exact test of :func:`cast_rays`, so the result is the same as
+    testing every pair.
+    """
+    n, s = start.shape[:2]
+    r = angles.shape[0]
+    f64 = torch.float64
+    origin, heading, start, end = origin.to(f64), heading.to(f64), start.to(f64), end.to(f64)
+    a = start - origin[:, None, :]  # [N, S, 2] from the origin to each segment's ends
+    b = end - origin[:, None, :]
+    bearing_a = wrap_angle(torch.atan2(a[..., 1], a[..., 0]) - heading[:, None])
+    bearing_b = wrap_angle(torch.atan2(b[..., 1], b[..., 0]) - heading[:, None])
+    low, high = torch.minimum(bearing_a, bearing_b), torch.maximum(bearing_a, bearing_b)
+    first = torch.searchsorted(angles, low.contiguous())  # first ray at or after the span's start
+    last = torch.searchsorted(angles, high.contiguous(), right=True) - 1  # last ray at or before its end
+    behind = (high - low) > math.pi  # the span wraps through the back: every ray is a candidate
+    first = torch.where(behind, torch.zeros_like(first), first)
+    last = torch.where(behind, torch.full_like(last, r - 1), last)
+    count = (last - first + 1).clamp(min=0)  # [N, S] candidate rays per segment
+    flat_count = count.reshape(-1)
+    pair_segment = torch.repeat_interleave(torch.arange(n * s, device=start.device), flat_count)  # [P]
+    offsets = torch.arange(pair_segment.numel(), device=start.device) - torch.repeat_interleave(
+        torch.cumsum(flat_count, 0) - flat_count, flat_count
+    )
+    pair_ray = first.reshape(-1)[pair_segment] + offsets  # [P]
+    car = pair_segment // s
+    ray_angle = heading[car] + angles[pair_ray]
+    dx, dy = torch.cos(ray_angle), torch.sin(ray_angle)
+    e = b - a
+    wa, we = a.reshape(-1, 2)[pair_segment], e.reshape(-1, 2)[pair_segment]
+    denom = dx * we[:, 1] - dy * we[:, 0]
+    t = (wa[:, 0] * we[:, 1] - wa[:, 1] * we[:, 0]) / denom
+    u = (wa[:, 0] * dy - wa[:, 1] * dx) / denom
+    hit = (t > 0) & (u >= -SEGMENT_SLACK) & (u <= 1 + SEGMENT_SLACK)
+    slot = car * r + pair_ray
+    best = torch.full((n * r,), math.inf, dtype=f64, device=start.device)
+    best.scatter_reduce_(0, slot[hit], t[hit], reduce="amin")
+    distance = best.reshape(n, r)
+    if not with_index:
+        return distance.clamp(max=max_range)
+    index = torch.full((n * r,), s, dtype=torch.long, device=start.device)
+    winner = hit & (t == best[slot])
+    index.scatter_(0, slot[winner], (pair_segment % s)[winner])
+    return distance.clamp(max=max_range), index.reshape(n, r)
 
 
 def yaw_of(quat: Tensor) -> Tensor:
@@ -82,6 +149,7 @@ class Driving(NativeTask):
     max_episode_steps = 1000
     options_key = "driving"
     chase_body: ClassVar[str] = "car"  # videos follow the car from behind
+    draw_rays: ClassVar[bool] = True  # videos show the lidar
     throttle: ClassVar[bool] = False
     nconmax, njmax = 16, 64
 
@@ -283,7 +351,8 @@ class Driving(NativeTask):
         """Distances [N, R] along the rays, m (``lidar_range`` where nothing is hit or a ray drops out)."""
         cfg = self.cfg
         origin, angle = self.lidar_rays(sim)
-        distance = cast_rays(origin, angle, self.start, self.end, cfg.lidar_range)
+        heading = angle[:, 0] - self.ray_angles[0]
+        distance = cast_ray_fan(origin, heading, self.ray_angles, self.start, self.end, cfg.lidar_range)
         if noisy and self.generator is not None and (cfg.lidar_noise_std > 0 or cfg.lidar_dropout > 0):
             g = self.generator
             if cfg.lidar_noise_std > 0:
@@ -424,7 +493,7 @@ class Driving(NativeTask):
 
     def decorate_scene(self, scene: mujoco.MjvScene, index: int) -> None:
         """The lidar rays of car ``index`` as green lines from the lidar to where each ray ends."""
-        if self._last_scan is None:
+        if self._last_scan is None or not self.draw_rays:
             return
         origin, ends = self._last_scan  # of the world render_scene showed last
         height = float(car.lidar_offset(self.model)[2]) + self.ride_height
@@ -441,6 +510,80 @@ class Driving(NativeTask):
     _last_scan: tuple[np.ndarray, np.ndarray] | None = None
 
 
+# The scene's colours (envs/assets/car.xml, envs/driving/car.py), RGB in [0, 1].
+LEFT_WALL, RIGHT_WALL = (0.85, 0.85, 0.8), (0.95, 0.75, 0.2)
+FLOOR_DARK, FLOOR_LIGHT, SKY = (0.28, 0.30, 0.32), (0.32, 0.34, 0.36), (0.0, 0.0, 0.0)
+FLOOR_CELL = 1.5  # m, the floor checker's squares
+
+
+class DrivingCamera(Driving):
+    """Steering from pixels: obs = {camera: RGB uint8 [H, W, 3] from the car's front camera, state: [speed,
+    yaw rate, steering]}.
+
+    The image is ray cast in torch over the batch, like the lidar: the camera (``front`` in car.xml,
+    0.164 m above the ground, level, 90 degrees vertical field of view) sees vertical walls on a flat
+    floor, so each column is one horizontal ray: the wall it meets at horizontal distance d spans the
+    rows whose height there, z_cam + y_c d / sqrt(1 + x_c^2), lies in [0, wall height]; rows below are
+    floor (a checker, for motion), rows above are sky. ``tests/envs/test_driving.py`` checks the image
+    against MuJoCo's own render of the scene from that camera.
+    """
+
+    gym_id = "policylab/DrivingCamera-v0"
+    draw_rays: ClassVar[bool] = False
+
+    def __init__(
+        self, model: mujoco.MjModel, device: torch.device | str = "cpu", options: Any = None, evaluation: bool = False
+    ) -> None:
+        super().__init__(model, device, options, evaluation)
+        width, height = self.cfg.camera_size
+        cam = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, "front")
+        focal = 0.5 * height / math.tan(math.radians(float(model.cam_fovy[cam])) / 2)  # pixels
+        dev, f64 = self.device, torch.float64
+        self.camera_xy = torch.tensor(model.cam_pos[cam][:2], dtype=f64, device=dev)
+        self.camera_z = float(model.cam_pos[cam][2]) + self.ride_height
+        x_c = (torch.arange(width, dtype=f64, device=dev) + 0.5 - width / 2) / focal  # right, per column [W]
+        y_c = (height / 2 - (torch.arange(height, dtype=f64, device=dev) + 0.5)) / focal  # up, per row [H]
+        self.column_angle = torch.atan(-x_c)  # counter-clockwise from the heading [W]
+        self.stretch = torch.sqrt(1 + x_c.square())  # ray length per unit of horizontal distance [W]
+        self.row_slope = y_c  # [H]
+        palette = [LEFT_WALL, RIGHT_WALL, FLOOR_DARK, FLOOR_LIGHT, SKY]
+        self.palette = torch.tensor(palette, dtype=torch.float32, device=dev) * 255.0  # [5, 3]
+
+    def camera_image(self, sim: Simulator) -> Tensor:
+        """RGB images [N, H, W, 3] uint8 from every car's front camera."""
+        xy, yaw = self.pose(sim)
+        cos, sin = torch.cos(yaw), torch.sin(yaw)
+        cx, cy = self.camera_xy
+        origin = xy + torch.stack([cos * cx - sin * cy, sin * cx + cos * cy], dim=1)  # [N, 2]
+        angle = yaw[:, None] + self.column_angle  # [N, W]
+        far = 4 * self.cfg.lidar_range
+        # columns run right to left in angle: cast the ascending fan, then flip back to image order
+        distance, index = cast_ray_fan(origin, yaw, self.column_angle.flip(0), self.start, self.end, far, True)
+        distance, index = distance.flip(1), index.flip(1)  # [N, W]
+        right_wall = index >= self.cfg.track_points  # the right wall's segments follow the left's
+        # height of the ray at the wall: z_cam + slope * d / stretch, per row and column [N, H, W]
+        height = self.camera_z + self.row_slope[None, :, None] * (distance / self.stretch)[:, None, :]
+        wall = (height >= 0) & (height <= car.WALL_HEIGHT) & (distance < far)[:, None, :]
+        # the floor: rows looking down meet it at horizontal distance z_cam * stretch / (-slope)
+        down = (-self.row_slope).clamp(min=1e-9)[None, :, None]
+        ground = self.camera_z * self.stretch[None, None, :] / down  # [1, H, W]
+        floor = (self.row_slope[None, :, None] < 0) & ~wall
+        fx = origin[:, None, None, 0] + ground * torch.cos(angle)[:, None, :]
+        fy = origin[:, None, None, 1] + ground * torch.sin(angle)[:, None, :]
+        checker = (torch.floor(fx / FLOOR_CELL) + torch.floor(fy / FLOOR_CELL)).remainder(2).long()  # [N, H, W]
+        colour = torch.full(height.shape, 4, dtype=torch.long, device=height.device)  # sky
+        colour = torch.where(floor, 2 + checker, colour)
+        colour = torch.where(wall, right_wall.long()[:, None, :].expand_as(colour), colour)
+        return self.palette[colour].round().to(torch.uint8)
+
+    def observation(self, sim: Simulator) -> dict[str, Tensor]:  # type: ignore[override]
+        qvel = sim.qvel.to(torch.float64)
+        _, yaw = self.pose(sim)
+        forward = torch.cos(yaw) * qvel[:, 0] + torch.sin(yaw) * qvel[:, 1]
+        state = torch.stack([forward, qvel[:, 5], self._per_world["steer"]], dim=1)
+        return {"camera": self.camera_image(sim), "state": state}
+
+
 class DrivingThrottle(Driving):
     """Steering and a speed command: action = [steering angle (rad), speed (m/s) in [0, max_speed]]; starts at rest."""
 
@@ -448,4 +591,4 @@ class DrivingThrottle(Driving):
     throttle = True
 
 
-DRIVING_TASKS: tuple[type[NativeTask], ...] = (Driving, DrivingThrottle)
+DRIVING_TASKS: tuple[type[NativeTask], ...] = (Driving, DrivingThrottle, DrivingCamera)

@@ -28,6 +28,13 @@ from envs.registration import NAMESPACE, registered_id
 __all__ = ["NAMESPACE", "NativeGymEnv", "NativeGymVectorEnv", "registered_id"]
 
 
+def to_numpy(obs: Any, row: int | None = None) -> Any:
+    """A batch of observations (tensor [N, ...] or TensorDict [N]) as numpy: all rows, or row ``row``."""
+    if isinstance(obs, torch.Tensor):
+        return (obs if row is None else obs[row]).numpy()
+    return {key: (value if row is None else value[row]).numpy() for key, value in obs.items()}
+
+
 def _task(task_id: str) -> type:
     if task_id not in NATIVE_TASKS:
         raise ValueError(f"unknown native task '{task_id}'; native tasks: {', '.join(NATIVE_TASKS)}")
@@ -62,7 +69,7 @@ class NativeGymEnv(gymnasium.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         obs = self.vec.reset(seed=seed)
-        return obs[0].numpy(), {}
+        return to_numpy(obs, 0), {}
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
         act = torch.as_tensor(np.asarray(action, dtype=np.float64)).reshape(1, -1)
@@ -71,7 +78,7 @@ class NativeGymEnv(gymnasium.Env):
         if bool(terminated[0] | truncated[0]):  # the batch already began the next episode; report this one's end
             obs = info["final_obs"]
             out = {k: float(v[0]) for k, v in info.get("episode_stats", {}).items()}
-        return obs[0].numpy(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
+        return to_numpy(obs, 0), float(reward[0]), bool(terminated[0]), bool(truncated[0]), out
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
@@ -104,7 +111,7 @@ class NativeGymVectorEnv(VectorEnv):
         if isinstance(seed, list | tuple):
             seed = seed[0]
         super().reset(seed=seed)
-        return self.vec.reset(seed=seed).numpy(), {}
+        return to_numpy(self.vec.reset(seed=seed)), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict]:
         obs, reward, terminated, truncated, info = self.vec.step(torch.as_tensor(np.asarray(actions, np.float64)))
@@ -113,6 +120,6 @@ class NativeGymVectorEnv(VectorEnv):
         if done.any():
             final = np.full(self.num_envs, None, dtype=object)
             for i in np.flatnonzero(done):  # Gymnasium's format: an object array, None where not done
-                final[i] = info["final_obs"][i].numpy()
+                final[i] = to_numpy(info["final_obs"], i)
             out = {"final_obs": final, "_final_obs": done}
-        return obs.numpy(), reward.numpy(), terminated.numpy(), truncated.numpy(), out
+        return to_numpy(obs), reward.numpy(), terminated.numpy(), truncated.numpy(), out

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from envs.native.simulator import Simulator
+from envs.spec import ObservationSpec, ObsField
 
 GYMNASIUM_ASSETS = Path(gymnasium.__file__).resolve().parent / "envs" / "mujoco" / "assets"
 
@@ -132,8 +133,19 @@ class NativeTask:
         return sim.qpos[:, :1].clone()
 
     def observation(self, sim: Simulator) -> Tensor:
-        """obs [N, obs_dim] float64."""
+        """obs [N, obs_dim] float64, or a dict of fields [N, ...] (float64 vectors, uint8 images)."""
         raise NotImplementedError
+
+    def observation_spec(self, obs: Any) -> ObservationSpec:
+        """The spec of a dict observation ``obs`` (a TensorDict [N]): images (uint8) are not normalized."""
+        return {
+            key: ObsField(
+                tuple(value.shape[1:]),
+                "uint8" if value.dtype == torch.uint8 else "float32",
+                normalize=value.dtype != torch.uint8,
+            )
+            for key, value in obs.items()
+        }
 
     def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """(reward [N] float64, terminated [N] bool) after a step with action [N, act_dim]."""

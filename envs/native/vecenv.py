@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import mujoco
 import numpy as np
 import torch
 from gymnasium import spaces
+from tensordict import TensorDict
 from torch import Tensor
 
 from envs.config import RandomizationConfig
 from envs.native.randomization import DomainRandomizer
 from envs.native.simulator import Simulator, make_simulator
 from envs.native.task import NativeTask
+from envs.spec import gym_space
 from envs.vecenv import VecEnv
+
+Obs = Tensor | TensorDict
+
+
+def finite_rows(obs: Obs) -> Tensor:
+    """[N] bool: every float entry of each row finite (all fields of a TensorDict)."""
+    if isinstance(obs, TensorDict):
+        rows = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
+        for value in obs.values():
+            if value.is_floating_point():
+                rows &= torch.isfinite(value.reshape(value.shape[0], -1)).all(dim=1)
+        return rows
+    return torch.isfinite(obs).all(dim=1)
 
 
 class NativeVecEnv(VecEnv):
@@ -74,10 +90,18 @@ class NativeVecEnv(VecEnv):
         # [N, k]: what the reward needs from before a step; every row is set by the reset just below
         self._before = self.task.pre_step(self.sim)
         self._reset_ids(self._all)
-        obs = self.task.observation(self.sim)
-        self.observation_space = spaces.Box(
-            -np.inf, np.inf, (obs.shape[1],), dtype=torch.empty(0, dtype=dtype).numpy().dtype
-        )
+        obs = self._observation()
+        if isinstance(obs, TensorDict):
+            float_name = str(torch.empty(0, dtype=dtype).numpy().dtype)  # float fields are reported in dtype
+            self._observation_spec = {
+                k: f if f.dtype == "uint8" else dataclasses.replace(f, dtype=float_name)
+                for k, f in self.task.observation_spec(obs).items()
+            }
+            self.observation_space = gym_space(self._observation_spec)
+        else:
+            self.observation_space = spaces.Box(
+                -np.inf, np.inf, (obs.shape[1],), dtype=torch.empty(0, dtype=dtype).numpy().dtype
+            )
         self._last_obs = obs.clone()
 
     # -- episode bookkeeping ---------------------------------------------------
@@ -105,14 +129,35 @@ class NativeVecEnv(VecEnv):
         """
         self.sim.reset(ids)
         self._start_episodes(ids, qpos, qvel)
-        obs = self.task.observation(self.sim)
+        obs = self._observation()
         self._last_obs[ids] = obs[ids]
+        return self._cast(obs)
+
+    def _observation(self) -> Obs:
+        """The task's observation of every world: a tensor [N, obs_dim], or a TensorDict [N] of its fields."""
+        obs = self.task.observation(self.sim)
+        if isinstance(obs, dict):
+            return TensorDict(obs, batch_size=[self.num_envs], device=self.device)
+        return obs
+
+    def _cast(self, obs: Obs) -> Obs:
+        """Float fields to ``dtype`` (images stay uint8)."""
+        if isinstance(obs, TensorDict):
+            return obs.apply(lambda x: x.to(self.dtype) if x.is_floating_point() else x)
         return obs.to(self.dtype)
 
-    def _observe(self, obs: Tensor) -> Tensor:
+    def _observe(self, obs: Obs) -> Obs:
         if self.randomizer is not None:
-            obs = self.randomizer.observe(obs, self.generator)
-        return obs.to(self.dtype)
+            if isinstance(obs, TensorDict):
+                spec = self.observation_spec
+                noisy = obs.clone()
+                for key, field in spec.items():
+                    if field.normalize and not field.is_image:
+                        noisy[key] = self.randomizer.observe(obs[key], self.generator)
+                obs = noisy
+            else:
+                obs = self.randomizer.observe(obs, self.generator)
+        return self._cast(obs)
 
     # -- VecEnv ----------------------------------------------------------------
 
@@ -120,7 +165,7 @@ class NativeVecEnv(VecEnv):
         if seed is not None:
             self.generator.manual_seed(int(seed))
         self._reset_ids(self._all)
-        obs = self.task.observation(self.sim)
+        obs = self._observation()
         self._last_obs = obs.clone()
         return self._observe(obs)
 
@@ -133,10 +178,10 @@ class NativeVecEnv(VecEnv):
         task.apply_action(sim, action)
         unstable = sim.step(task.frame_skip)
         self.elapsed += 1
-        obs = task.observation(sim)
+        obs = self._observation()
         reward, terminated = task.reward(sim, self._before, action)
         # A simulation that went bad never reaches the learner: last finite obs, reward 0, episode over.
-        unstable |= ~torch.isfinite(obs).all(dim=1) | ~torch.isfinite(reward)
+        unstable |= ~finite_rows(obs) | ~torch.isfinite(reward)
         if unstable.any():
             obs[unstable] = self._last_obs[unstable]
             reward[unstable] = 0.0
@@ -161,7 +206,7 @@ class NativeVecEnv(VecEnv):
                 info["episode_stats"] = {k: v.clone() for k, v in stats.items()}  # rows that ended are valid
             ids = done.nonzero().squeeze(1)
             self._reset_ids(ids)
-            obs = task.observation(sim)
+            obs = self._observation()
             out = self._observe(obs)
             out[~done] = noisy[~done]  # one noise draw per step for the rows that go on
         else:
@@ -200,7 +245,7 @@ class NativeVecEnv(VecEnv):
         self.generator.set_state(state["generator"])
         self.elapsed.copy_(state["elapsed"])
         self._before = state["before"].to(self.device, copy=True)
-        self._last_obs = state["last_obs"].to(self.device, copy=True)
+        self._last_obs = state["last_obs"].to(self.device).clone()  # a tensor or a TensorDict
         self.unstable_resets = int(state["unstable_resets"])
         if self.randomizer is not None and state.get("randomizer") is not None:
             self.randomizer.set_state(state["randomizer"])
