@@ -315,3 +315,18 @@ def test_the_gpu_backend_drives_the_same_car():
     assert torch.allclose(a.cpu()[:, rays], b[:, rays], atol=2e-2)
     assert torch.allclose(a.cpu()[:, rays + 1], b[:, rays + 1], atol=0.1)
     assert torch.allclose(ra.cpu(), rb, atol=2e-3)
+
+
+def test_the_shared_randomization_reaches_the_car():
+    """Mass and tire friction per car, and steering latency, through task.randomization."""
+    from envs.config import RandomizationConfig
+
+    cfg = RandomizationConfig(mass_scale=(0.5, 1.5), friction_scale=(0.5, 1.0), latency_steps=(1, 1))
+    env = driving(4, randomization=cfg)
+    env.reset(seed=0)
+    mass = env.sim.model_field("body_mass")[:, 1]  # the chassis
+    assert len(set(mass.tolist())) == 4 and ((mass >= 0.5 * 3.30) & (mass <= 1.5 * 3.30)).all()
+    env.step(torch.full((4, 1), car.MAX_STEER))
+    assert torch.all(env.task._per_world["steer"] == 0.0)  # the command arrives one step late
+    env.step(torch.full((4, 1), car.MAX_STEER))
+    assert torch.allclose(env.task._per_world["steer"], torch.full((4,), car.MAX_STEER_RATE * env.dt, dtype=torch.float64))
