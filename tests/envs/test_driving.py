@@ -329,4 +329,6 @@ def test_the_shared_randomization_reaches_the_car():
     env.step(torch.full((4, 1), car.MAX_STEER))
     assert torch.all(env.task._per_world["steer"] == 0.0)  # the command arrives one step late
     env.step(torch.full((4, 1), car.MAX_STEER))
-    assert torch.allclose(env.task._per_world["steer"], torch.full((4,), car.MAX_STEER_RATE * env.dt, dtype=torch.float64))
+    assert torch.allclose(
+        env.task._per_world["steer"], torch.full((4,), car.MAX_STEER_RATE * env.dt, dtype=torch.float64)
+    )
