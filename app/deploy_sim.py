@@ -105,6 +105,7 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in spec["options"].items()}
     cfg = DrivingConfig(**fields)
     throttle = spec["task"] == "throttle"
+    privileged = "heading_error" in spec["entries"]
     lidar = spec["lidar"]
     angles = np.asarray(lidar["angles_rad"], dtype=np.float64)
     origin_car = np.asarray(lidar["origin_m"], dtype=np.float64)
@@ -154,6 +155,10 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
                 scan[k] = lidar["range_m"] if hit < 0 else min(hit, lidar["range_m"])
             forward = float(np.cos(yaw) * data.qvel[0] + np.sin(yaw) * data.qvel[1])
             obs = np.concatenate([scan, [forward, data.qvel[5], steer]])
+            if privileged:  # heading error and lateral offset from the track, as the task computes them
+                _, offset, track_heading = project(track, data.qpos[None, :2].copy())
+                error = (yaw - track_heading[0] + np.pi) % (2 * np.pi) - np.pi
+                obs = np.concatenate([obs, [error, offset[0]]])
             if args.obs_noise > 0:
                 obs = obs + args.obs_noise * rng.standard_normal(obs.shape)
             command = session.run(["action"], {"obs": obs.astype(np.float32)[None]})[0][0].astype(np.float64)
@@ -173,7 +178,7 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
             s_prev, travelled = s_now, travelled + progress
             yaw = float(np.arctan2(data.xmat[body][3], data.xmat[body][0]))
             rot2 = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
-            _, offsets = project(track, xy + outline @ rot2.T)
+            _, offsets, _ = project(track, xy + outline @ rot2.T)
             hit_wall = bool((np.abs(offsets) > track.width / 2).any())
             total += progress - cfg.steering_penalty * change**2 - cfg.collision_penalty * hit_wall
             if hit_wall or travelled >= cfg.laps * track.length:
