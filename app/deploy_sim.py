@@ -119,8 +119,6 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
         int(model.jnt_dofadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)])
         for n in ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")
     ]
-    hl, hw = car.FOOTPRINT
-    outline = np.array([[hl, hw], [hl, -hw], [-hl, hw], [-hl, -hw], [0.0, hw], [0.0, -hw]])
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
@@ -164,9 +162,7 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
             command = session.run(["action"], {"obs": obs.astype(np.float32)[None]})[0][0].astype(np.float64)
             pending.append(np.clip(command, low, high))
             act = pending.popleft()
-            max_change = car.MAX_STEER_RATE * dt
-            change = float(np.clip(np.clip(act[0], -car.MAX_STEER, car.MAX_STEER) - steer, -max_change, max_change))
-            steer += change
+            steer, change = (float(v) for v in car.steering_command(steer, act[0], dt))
             left, right = car.ackermann_angles(np.array(steer))
             data.ctrl[steer_act[0]], data.ctrl[steer_act[1]] = float(left), float(right)
             data.ctrl[drive_act] = (act[1] if throttle else cfg.target_speed) / car.WHEEL_RADIUS
@@ -178,7 +174,7 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
             s_prev, travelled = s_now, travelled + progress
             yaw = float(np.arctan2(data.xmat[body][3], data.xmat[body][0]))
             rot2 = np.array([[np.cos(yaw), -np.sin(yaw)], [np.sin(yaw), np.cos(yaw)]])
-            _, offsets, _ = project(track, xy + outline @ rot2.T)
+            _, offsets, _ = project(track, xy + car.OUTLINE @ rot2.T)
             hit_wall = bool((np.abs(offsets) > track.width / 2).any())
             total += progress - cfg.steering_penalty * change**2 - cfg.collision_penalty * hit_wall
             if hit_wall or travelled >= cfg.laps * track.length:

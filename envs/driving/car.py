@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -32,6 +33,17 @@ WHEEL_RADIUS = 0.05  # m
 MAX_STEER = 0.4189  # rad
 MAX_STEER_RATE = 3.2  # rad/s
 FOOTPRINT = (0.29, 0.155)  # m: half length, half width of the car's outline around its CoM
+# The outline's corners and side midpoints in the car frame [6, 2]: a wall hit is one of them past a wall.
+OUTLINE = np.array(
+    [
+        [FOOTPRINT[0], FOOTPRINT[1]],
+        [FOOTPRINT[0], -FOOTPRINT[1]],
+        [-FOOTPRINT[0], FOOTPRINT[1]],
+        [-FOOTPRINT[0], -FOOTPRINT[1]],
+        [0.0, FOOTPRINT[1]],
+        [0.0, -FOOTPRINT[1]],
+    ]
+)
 WALL_THICKNESS = 0.05  # m
 WALL_HEIGHT = 0.3  # m
 STEER_JOINTS = ("steer_left", "steer_right")
@@ -62,15 +74,25 @@ def ray_angles(rays: int, fov_deg: float) -> np.ndarray:
     return np.linspace(-fov / 2, fov / 2, rays)
 
 
-def ackermann_angles(steer: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def steering_command(current: Any, target: Any, dt: float, xp: Any = np) -> tuple[Any, Any]:
+    """(new command, its change) [..]: ``target`` clipped to +-MAX_STEER, reached at most MAX_STEER_RATE * dt per step.
+
+    ``xp`` is numpy or torch (the controller in deploy-sim and the batched task share this one rule).
+    """
+    change = xp.clip(xp.clip(target, -MAX_STEER, MAX_STEER) - current, -MAX_STEER_RATE * dt, MAX_STEER_RATE * dt)
+    return current + change, change
+
+
+def ackermann_angles(steer: Any, xp: Any = np) -> tuple[Any, Any]:
     """(left, right) front wheel angles [..] for the bicycle-model steering angle ``steer`` [..], rad.
 
     Both wheels turn about the same point on the rear axle's line:
     tan(delta_left) = L tan(d) / (L - (T / 2) tan(d)), tan(delta_right) = L tan(d) / (L + (T / 2) tan(d)).
+    ``xp`` is numpy or torch.
     """
-    t = np.tan(steer)
-    left = np.arctan(WHEELBASE * t / (WHEELBASE - 0.5 * WHEEL_TRACK * t))
-    right = np.arctan(WHEELBASE * t / (WHEELBASE + 0.5 * WHEEL_TRACK * t))
+    t = xp.tan(steer)
+    left = xp.arctan(WHEELBASE * t / (WHEELBASE - 0.5 * WHEEL_TRACK * t))
+    right = xp.arctan(WHEELBASE * t / (WHEELBASE + 0.5 * WHEEL_TRACK * t))
     return left, right
 
 
@@ -124,6 +146,7 @@ __all__ = [
     "FOOTPRINT",
     "MAX_STEER",
     "MAX_STEER_RATE",
+    "OUTLINE",
     "WHEELBASE",
     "WHEEL_RADIUS",
     "ackermann_angles",
@@ -132,4 +155,5 @@ __all__ = [
     "place_walls",
     "ray_angles",
     "scene_model",
+    "steering_command",
 ]

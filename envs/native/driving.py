@@ -34,10 +34,10 @@ SEGMENT_SLACK = 1e-4  # fraction of a segment's length
 RAY_COLOUR = np.array([0.1, 1.0, 0.3, 0.8], dtype=np.float32)
 
 
-def cast_rays(
-    origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_range: float, with_index: bool = False
-) -> Tensor | tuple[Tensor, Tensor]:
-    """Distance along each ray to the first wall segment it crosses, at most ``max_range``.
+def cast_rays(origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_range: float) -> Tensor:
+    """Distance along each ray to the first wall segment it crosses, at most ``max_range``: every pair tested.
+
+    The brute-force reference of :func:`cast_ray_fan`, which the tasks use.
 
     origin [N, 2], angle [N, R] (world frame), segments start/end [N, S, 2] -> [N, R] (origin's dtype).
     Ray o + t d meets segment p + u e where, with w = p - o and a x b = a_x b_y - a_y b_x,
@@ -45,7 +45,6 @@ def cast_rays(
     SEGMENT_SLACK so that rounding never lets a ray slip between two segments through their shared
     end (a ray parallel to a segment, d x e = 0, gives an infinite or undefined u and never hits).
     Computed in float32 (millimetre-exact at track scale): [N, R, S] is the largest tensor.
-    ``with_index`` also returns the index [N, R] of the segment each ray meets (S where none).
     """
     f32 = torch.float32
     dx, dy = torch.cos(angle).to(f32)[..., None], torch.sin(angle).to(f32)[..., None]  # [N, R, 1]
@@ -57,10 +56,7 @@ def cast_rays(
     t = (wx * ey - wy * ex) / denom  # w x e does not depend on the ray
     u = (wx * dy - wy * dx) / denom
     miss = ~((t > 0) & (u >= -SEGMENT_SLACK) & (u <= 1 + SEGMENT_SLACK))
-    distance, index = t.masked_fill_(miss, math.inf).min(dim=-1)
-    if with_index:
-        index = torch.where(torch.isfinite(distance), index, torch.full_like(index, start.shape[1]))
-        return distance.clamp_(max=max_range).to(origin.dtype), index
+    distance = t.masked_fill_(miss, math.inf).amin(dim=-1)
     return distance.clamp_(max=max_range).to(origin.dtype)
 
 
@@ -131,6 +127,12 @@ def yaw_of(quat: Tensor) -> Tensor:
     return torch.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
+def car_to_world(xy: Tensor, yaw: Tensor, local: Tensor) -> Tensor:
+    """A point fixed on every car, local [2] in the car frame, in the world: [N, 2] for cars at xy [N, 2], yaw [N]."""
+    cos, sin = torch.cos(yaw), torch.sin(yaw)
+    return xy + torch.stack([cos * local[0] - sin * local[1], sin * local[0] + cos * local[1]], dim=1)
+
+
 def wrap_angle(a: Tensor) -> Tensor:
     """Angles into [-pi, pi)."""
     return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
@@ -161,9 +163,6 @@ class Driving(NativeTask):
         self.cfg = cfg
         dev, f64 = self.device, torch.float64
 
-        def joint_qpos(name: str) -> int:
-            return int(model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)])
-
         def joint_dof(name: str) -> int:
             return int(model.jnt_dofadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)])
 
@@ -173,15 +172,10 @@ class Driving(NativeTask):
         self.steer_actuators = [actuator(n) for n in car.STEER_JOINTS]
         self.drive_actuators = [actuator(n) for n in car.DRIVE_ACTUATORS]
         self.wheel_dofs = [joint_dof(n) for n in ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")]
-        self.steer_qpos = [joint_qpos(n) for n in car.STEER_JOINTS]
         self.ride_height = float(model.body_pos[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, "car")][2])
         self.lidar_xy = torch.tensor(car.lidar_offset(model)[:2], dtype=f64, device=dev)
         self.ray_angles = torch.tensor(car.ray_angles(cfg.lidar_rays, cfg.lidar_fov), dtype=f64, device=dev)
-        hl, hw = car.FOOTPRINT
-        # the outline's corners and side midpoints in the car frame [6, 2]
-        self.outline = torch.tensor(
-            [[hl, hw], [hl, -hw], [-hl, hw], [-hl, -hw], [0.0, hw], [0.0, -hw]], dtype=f64, device=dev
-        )
+        self.outline = torch.tensor(car.OUTLINE, dtype=f64, device=dev)  # [6, 2] in the car frame
         self.tracks: OrderedDict[int, Track] = OrderedDict()
         self.centre = self.normal = self.start = self.end = torch.empty(0)
         self.arc = self.length = self.width = torch.empty(0)
@@ -314,20 +308,14 @@ class Driving(NativeTask):
     def apply_action(self, sim: Simulator, action: Tensor) -> None:
         """Steering target -> rate-limited command (3.2 rad/s) -> Ackermann wheel angles; speed -> rear wheels."""
         state = self._per_world
-        target = action[:, 0].clamp(-car.MAX_STEER, car.MAX_STEER)
-        max_change = car.MAX_STEER_RATE * self.dt
-        change = (target - state["steer"]).clamp(-max_change, max_change)
-        state["steer"] += change
-        state["steer_change"] = change
-        t = torch.tan(state["steer"])
-        left = torch.atan(car.WHEELBASE * t / (car.WHEELBASE - 0.5 * car.WHEEL_TRACK * t))
-        right = torch.atan(car.WHEELBASE * t / (car.WHEELBASE + 0.5 * car.WHEEL_TRACK * t))
+        state["steer"], state["steer_change"] = car.steering_command(state["steer"], action[:, 0], self.dt, torch)
+        left, right = car.ackermann_angles(state["steer"], torch)
         sim.ctrl[:, self.steer_actuators[0]] = left.to(sim.ctrl.dtype)
         sim.ctrl[:, self.steer_actuators[1]] = right.to(sim.ctrl.dtype)
         speed = (
             action[:, 1].clamp(0.0, self.cfg.max_speed)
             if self.throttle
-            else torch.full_like(target, self.cfg.target_speed)
+            else torch.full_like(state["steer"], self.cfg.target_speed)
         )
         for a in self.drive_actuators:
             sim.ctrl[:, a] = (speed / car.WHEEL_RADIUS).to(sim.ctrl.dtype)
@@ -339,20 +327,15 @@ class Driving(NativeTask):
         qpos = sim.qpos.to(torch.float64)
         return qpos[:, :2], yaw_of(qpos[:, 3:7])
 
-    def lidar_rays(self, sim: Simulator) -> tuple[Tensor, Tensor]:
-        """(origin [N, 2], world-frame angle [N, R]) of every car's lidar rays."""
-        xy, yaw = self.pose(sim)
-        cos, sin = torch.cos(yaw), torch.sin(yaw)
-        lx, ly = self.lidar_xy
-        origin = xy + torch.stack([cos * lx - sin * ly, sin * lx + cos * ly], dim=1)
-        return origin, yaw[:, None] + self.ray_angles
+    def lidar(self, sim: Simulator, noisy: bool = True, pose: tuple[Tensor, Tensor] | None = None) -> Tensor:
+        """Distances [N, R] along the rays, m (``lidar_range`` where nothing is hit or a ray drops out).
 
-    def lidar(self, sim: Simulator, noisy: bool = True) -> Tensor:
-        """Distances [N, R] along the rays, m (``lidar_range`` where nothing is hit or a ray drops out)."""
+        ``pose``: the cars' (xy, yaw) when the caller has it already.
+        """
         cfg = self.cfg
-        origin, angle = self.lidar_rays(sim)
-        heading = angle[:, 0] - self.ray_angles[0]
-        distance = cast_ray_fan(origin, heading, self.ray_angles, self.start, self.end, cfg.lidar_range)
+        xy, yaw = pose if pose is not None else self.pose(sim)
+        origin = car_to_world(xy, yaw, self.lidar_xy)  # the rays point yaw + ray_angles
+        distance = cast_ray_fan(origin, yaw, self.ray_angles, self.start, self.end, cfg.lidar_range)
         if noisy and self.generator is not None and (cfg.lidar_noise_std > 0 or cfg.lidar_dropout > 0):
             g = self.generator
             if cfg.lidar_noise_std > 0:
@@ -369,7 +352,7 @@ class Driving(NativeTask):
         qvel = sim.qvel.to(torch.float64)
         xy, yaw = self.pose(sim)
         forward = torch.cos(yaw) * qvel[:, 0] + torch.sin(yaw) * qvel[:, 1]
-        parts = [self.lidar(sim), forward[:, None], qvel[:, 5:6], self._per_world["steer"][:, None]]
+        parts = [self.lidar(sim, pose=(xy, yaw)), forward[:, None], qvel[:, 5:6], self._per_world["steer"][:, None]]
         if self.cfg.privileged_obs:
             _, offset, heading = self._arc_position(xy)
             parts += [wrap_angle(yaw - heading)[:, None], offset[:, None]]
@@ -485,10 +468,13 @@ class Driving(NativeTask):
         data.qpos[:] = sim.qpos[index].detach().cpu().numpy()
         data.qvel[:] = sim.qvel[index].detach().cpu().numpy()
         mujoco.mj_forward(self._scene, data)
-        origin, angle = self.lidar_rays(sim)
-        distance = self.lidar(sim, noisy=False)
-        ends = origin[:, None, :] + distance[..., None] * torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
-        self._last_scan = (origin[index].cpu().numpy(), ends[index].cpu().numpy())
+        if self.draw_rays:
+            xy, yaw = self.pose(sim)
+            origin = car_to_world(xy, yaw, self.lidar_xy)
+            distance = self.lidar(sim, noisy=False, pose=(xy, yaw))
+            angle = yaw[:, None] + self.ray_angles
+            ends = origin[:, None, :] + distance[..., None] * torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
+            self._last_scan = (origin[index].cpu().numpy(), ends[index].cpu().numpy())
         return self._scene, data
 
     def decorate_scene(self, scene: mujoco.MjvScene, index: int) -> None:
@@ -552,9 +538,7 @@ class DrivingCamera(Driving):
     def camera_image(self, sim: Simulator) -> Tensor:
         """RGB images [N, H, W, 3] uint8 from every car's front camera."""
         xy, yaw = self.pose(sim)
-        cos, sin = torch.cos(yaw), torch.sin(yaw)
-        cx, cy = self.camera_xy
-        origin = xy + torch.stack([cos * cx - sin * cy, sin * cx + cos * cy], dim=1)  # [N, 2]
+        origin = car_to_world(xy, yaw, self.camera_xy)  # [N, 2]
         angle = yaw[:, None] + self.column_angle  # [N, W]
         far = 4 * self.cfg.lidar_range
         # columns run right to left in angle: cast the ascending fan, then flip back to image order

@@ -18,7 +18,7 @@ from app.errors import ConfigError
 from envs.driving import car
 from envs.driving.config import CAR_WIDTH, DrivingConfig
 from envs.driving.track import HELDOUT_BASE, Track, generate_track, left_normals, radial_interpolation
-from envs.native.driving import Driving, DrivingThrottle, cast_rays, yaw_of
+from envs.native.driving import Driving, DrivingThrottle, car_to_world, cast_ray_fan, cast_rays, wrap_angle, yaw_of
 from envs.native.vecenv import NativeVecEnv
 
 CFG = DrivingConfig()
@@ -93,6 +93,22 @@ def test_rays_against_one_wall_at_a_known_place():
     distance = cast_rays(origin, angles, start, end, 10.0)[0]
     expected = [2.0, 2.0 * math.sqrt(2.0), math.hypot(2.0, 0.5), 10.0, 10.0]  # pi/4 grazes the end; up, back: miss
     assert distance.tolist() == pytest.approx(expected, abs=1e-5)
+    # the fan caster takes ascending angles: 0, atan2(0.5, 2), pi/4, pi/2, pi
+    ascending = angles[0, [0, 2, 1, 3, 4]]
+    fan = cast_ray_fan(origin, torch.zeros(1, dtype=torch.float64), ascending, start, end, 10.0)[0]
+    assert fan.tolist() == pytest.approx([expected[i] for i in (0, 2, 1, 3, 4)], abs=1e-9)
+
+
+def test_the_fan_caster_equals_testing_every_ray_against_every_segment():
+    env = driving(16)
+    env.reset(seed=4)
+    task = env.task
+    for k in range(30):
+        env.step(torch.full((16, 1), 0.3 * math.sin(k / 3)))
+        xy, yaw = task.pose(env.sim)
+        origin = car_to_world(xy, yaw, task.lidar_xy)
+        every = cast_rays(origin, yaw[:, None] + task.ray_angles, task.start, task.end, CFG.lidar_range)
+        assert torch.allclose(task.lidar(env.sim, noisy=False), every, atol=1e-4)  # the brute force is float32
 
 
 def test_lidar_matches_mujoco_ray_casts_against_the_wall_boxes():
@@ -102,7 +118,8 @@ def test_lidar_matches_mujoco_ray_casts_against_the_wall_boxes():
     for _ in range(5):
         env.step(torch.full((3, 1), 0.1))
     task = env.task
-    origin, angle = task.lidar_rays(env.sim)
+    xy, yaw = task.pose(env.sim)
+    origin, angle = car_to_world(xy, yaw, task.lidar_xy), yaw[:, None] + task.ray_angles
     ours = task.lidar(env.sim, noisy=False)
     height = float(car.lidar_offset(task.model)[2]) + task.ride_height
     for i in range(3):
@@ -184,7 +201,7 @@ def test_every_reset_puts_the_car_on_its_track_aligned_and_clear_of_the_walls():
         xy, yaw = task.pose(env.sim)
         _, offset, heading = task._arc_position(xy)
         assert (offset.abs() <= 0.15 * task.width + 1e-9).all()
-        assert (torch.remainder(yaw - heading + math.pi, 2 * math.pi) - math.pi).abs().max() <= 0.1 + 1e-9
+        assert wrap_angle(yaw - heading).abs().max() <= 0.1 + 1e-9
         assert (task._outline_offsets(xy, yaw) < 0.5 * task.width[:, None]).all()
         assert torch.allclose(env.sim.qpos[:, 2], torch.full((64,), task.ride_height, dtype=torch.float64))
 
