@@ -99,28 +99,6 @@ def _write_fields_policy(folder: Path, policy: Any, meta: dict[str, Any]) -> Non
     dict_policy.write_torchscript(policy, folder / "policy.pt", json.dumps(meta))
 
 
-def _fields_metadata(meta: dict[str, Any], policy: Any) -> dict[str, Any]:
-    """policy.json of a dict-observation policy: its fields, per-field normalizers and inputs."""
-    spec = policy.spec
-    meta = dict(meta)
-    meta["observation"] = {
-        **meta["observation"],
-        "size": None,
-        "layout": None,
-        "fields": dict_policy.spec_to_dict(spec),
-    }
-    meta["normalizer"] = dict_policy.normalizer_description(policy)
-    meta["network"] = {
-        "encoder": "per image: x / 255, Conv 5x5/2 (16), Conv 3x3/2 (32), Conv 3x3/2 (32), ReLU, Linear (128); "
-        "vectors as they are; concatenated in input order",
-        "hidden_sizes": list(policy.mean_net[i].out_features for i in range(0, len(policy.mean_net) - 1, 2)),
-        "output": "deterministic mean action (Gaussian mean), then the action scaling above",
-    }
-    meta["io"] = dict_policy.io_description(spec, policy.act_dim)
-    meta["c_export"] = dict_policy.c_refusal(spec)
-    return meta
-
-
 def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) -> ExportResult:
     """Export and verify a run's checkpoint; returns the export folder and the verification report."""
     path, ckpt, cfg, run_dir = load_run_checkpoint(run, which)
@@ -132,8 +110,6 @@ def export_run(run: str | Path, which: str = "latest", eval_episodes: int = 10) 
         law = None if fields else control_law(policy, cfg.policy.activation)
         evaluation = _evaluation(run_dir, path, ckpt, policy, cfg, eval_episodes)
         meta = policy_metadata(cfg, law, single, vec.dt, vec.max_episode_steps, ckpt, evaluation, policy=policy)
-        if fields:
-            meta = _fields_metadata(meta, policy)
         meta["checkpoint"] = str(path)
         meta["onnx_opset"] = OPSET
         observation_sets = {

@@ -11,6 +11,7 @@ from app.checkpoint import code_revision
 from app.config import Config, config_to_dict
 from app.export.weights import ControlLaw
 from envs.obs_layout import actuator_names, build_observation, gym_observation_layout, layout_names
+from envs.spec import spec_to_dict
 
 FORMAT = "policylab-policy/1"
 
@@ -50,28 +51,26 @@ def policy_metadata(
 ) -> dict[str, Any]:
     """The contents of policy.json (also stored in the ONNX metadata_props).
 
-    ``law`` is None for a policy over several observation fields (``policy`` then gives the action
-    scaling; the export adds its fields, normalizers and inputs).
+    ``law`` is the MLP control law of a policy over one observation vector; it is None for a
+    policy over several observation fields, whose fields, per-field normalizers, encoder and
+    inputs come from ``policy`` instead.
     """
-    if law is None:
-        return _fields_policy_metadata(cfg, env, dt, max_episode_steps, ckpt, evaluation, policy)
     base = env.unwrapped
     task = getattr(getattr(base, "vec", None), "task", None)  # a native task of our own describes itself
     model = getattr(base, "model", None) or getattr(task, "model", None)
-    layout = verified_layout(env)
     driving = task.deployment() if hasattr(task, "deployment") else None
-    if layout is not None:
-        names, units = layout_names(model, layout)
-    elif hasattr(task, "observation_names"):
-        names, units = task.observation_names()
-    else:
-        names = list(getattr(base, "observation_names", None) or [f"obs[{i}]" for i in range(law.obs_dim)])
-        units = [""] * law.obs_dim
-    space = env.action_space
-    low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
-    act_names = actuator_names(model) if model is not None and model.nu == law.act_dim else None
+    act_dim = policy.act_dim if law is None else law.act_dim
     if driving is not None:
-        act_names = ["steering_angle", "speed"][: law.act_dim]
+        act_names = ["steering_angle", "speed"][:act_dim]
+    elif model is not None and model.nu == act_dim:
+        act_names = actuator_names(model)
+    else:
+        act_names = [f"action[{i}]" for i in range(act_dim)]
+    scaling = policy if law is None else law  # both carry action_center, action_half_range, action_bounded
+    sections = _fields_sections(policy) if law is None else _vector_sections(law, env, model, task)
+    if driving is not None:
+        sections["observation"]["driving"] = driving
+    space = env.action_space
     runner = ckpt.get("runner", {})
     return {
         "format": FORMAT,
@@ -80,6 +79,38 @@ def policy_metadata(
         "env_kwargs": dict(cfg.task.env_kwargs),
         "max_episode_steps": max_episode_steps,
         "control_period_s": dt,
+        "observation": sections.pop("observation"),
+        "action": {
+            "size": act_dim,
+            "names": act_names,
+            "low": [float(v) for v in np.asarray(space.low, dtype=np.float64)],
+            "high": [float(v) for v in np.asarray(space.high, dtype=np.float64)],
+            "scaling": "u = center + half_range * clip(mean, -1, 1) where bounded, u = mean elsewhere",
+            "center": scaling.action_center.tolist(),
+            "half_range": scaling.action_half_range.tolist(),
+            "bounded": scaling.action_bounded.tolist(),
+        },
+        **sections,
+        "env_steps": int(runner.get("env_steps", 0)),
+        "iteration": int(runner.get("iteration", 0)),
+        "evaluation": evaluation,
+        "training_config": config_to_dict(cfg),
+        "code_revision": code_revision(),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _vector_sections(law: ControlLaw, env: Any, model: Any, task: Any) -> dict[str, Any]:
+    """observation, normalizer, network and io of a policy over one observation vector."""
+    layout = verified_layout(env)
+    if layout is not None:
+        names, units = layout_names(model, layout)
+    elif hasattr(task, "observation_names"):
+        names, units = task.observation_names()
+    else:
+        names = list(getattr(env.unwrapped, "observation_names", None) or [f"obs[{i}]" for i in range(law.obs_dim)])
+        units = [""] * law.obs_dim
+    return {
         "observation": {
             "size": law.obs_dim,
             "names": names,
@@ -87,17 +118,6 @@ def policy_metadata(
             "layout": layout,
             "layout_note": "obs = concat(transform(data.<field>.ravel()[index] - data.<field>.ravel()[minus_index]))"
             " clipped to clip, segment by segment; null when the task's layout is not known",
-            **({"driving": driving} if driving is not None else {}),
-        },
-        "action": {
-            "size": law.act_dim,
-            "names": act_names or [f"action[{i}]" for i in range(law.act_dim)],
-            "low": [float(v) for v in low],
-            "high": [float(v) for v in high],
-            "scaling": "u = center + half_range * clip(mean, -1, 1) where bounded, u = mean elsewhere",
-            "center": law.action_center.tolist(),
-            "half_range": law.action_half_range.tolist(),
-            "bounded": law.action_bounded.tolist(),
         },
         "normalizer": {
             "enabled": law.normalize,
@@ -112,55 +132,24 @@ def policy_metadata(
             "output": "deterministic mean action (Gaussian mean), then the action scaling above",
         },
         "io": {"input": "obs", "input_shape": ["batch", law.obs_dim], "output": "action", "dtype": "float32"},
-        "env_steps": int(runner.get("env_steps", 0)),
-        "iteration": int(runner.get("iteration", 0)),
-        "evaluation": evaluation,
-        "training_config": config_to_dict(cfg),
-        "code_revision": code_revision(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
-def _fields_policy_metadata(
-    cfg: Config,
-    env: Any,
-    dt: float,
-    max_episode_steps: int | None,
-    ckpt: dict[str, Any],
-    evaluation: dict[str, Any],
-    policy: Any,
-) -> dict[str, Any]:
-    """policy.json's common part for a dict-observation policy (no single observation vector)."""
-    task = getattr(getattr(env.unwrapped, "vec", None), "task", None)
-    space = env.action_space
-    low, high = np.asarray(space.low, dtype=np.float64), np.asarray(space.high, dtype=np.float64)
-    driving = task.deployment() if hasattr(task, "deployment") else None
-    runner = ckpt.get("runner", {})
-    act_dim = policy.act_dim
+def _fields_sections(policy: Any) -> dict[str, Any]:
+    """observation, normalizer, network, io and why there is no policy.c, for a policy over several fields."""
+    from app.export import dict_policy
+
+    spec = policy.spec
+    linears = [m for m in policy.mean_net if hasattr(m, "out_features")]
     return {
-        "format": FORMAT,
-        "task": cfg.task.name,
-        "env_id": cfg.task.id,
-        "env_kwargs": dict(cfg.task.env_kwargs),
-        "max_episode_steps": max_episode_steps,
-        "control_period_s": dt,
-        "observation": {"names": list(policy.spec), **({"driving": driving} if driving is not None else {})},
-        "action": {
-            "size": act_dim,
-            "names": (["steering_angle", "speed"] if driving is not None else [f"action[{i}]" for i in range(act_dim)])[
-                :act_dim
-            ],
-            "low": [float(v) for v in low],
-            "high": [float(v) for v in high],
-            "scaling": "u = center + half_range * clip(mean, -1, 1) where bounded, u = mean elsewhere",
-            "center": policy.action_center.tolist(),
-            "half_range": policy.action_half_range.tolist(),
-            "bounded": policy.action_bounded.tolist(),
+        "observation": {"size": None, "names": list(spec), "layout": None, "fields": spec_to_dict(spec)},
+        "normalizer": dict_policy.normalizer_description(policy),
+        "network": {
+            "encoder": "per image: x / 255, Conv 5x5/2 (16), Conv 3x3/2 (32), Conv 3x3/2 (32), ReLU, Linear (128); "
+            "vectors as they are; concatenated in input order",
+            "hidden_sizes": [m.out_features for m in linears[:-1]],
+            "output": "deterministic mean action (Gaussian mean), then the action scaling above",
         },
-        "env_steps": int(runner.get("env_steps", 0)),
-        "iteration": int(runner.get("iteration", 0)),
-        "evaluation": evaluation,
-        "training_config": config_to_dict(cfg),
-        "code_revision": code_revision(),
-        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "io": dict_policy.io_description(spec, policy.act_dim),
+        "c_export": dict_policy.c_refusal(spec),
     }
