@@ -10,16 +10,13 @@ from tensordict import TensorDict
 from torch import Tensor
 
 from envs import VecEnv
+from envs.observations import Obs, finite_rows
 from policies import GaussianPolicy, combine_moments
-
-Obs = Tensor | TensorDict  # [..., obs_dim], or a TensorDict [...] of the spec's fields (dict observations)
 
 
 def all_finite(obs: Obs) -> bool:
     """Every float entry finite (every float field of a TensorDict)."""
-    if isinstance(obs, TensorDict):
-        return all(bool(torch.isfinite(v).all()) for v in obs.values() if v.is_floating_point())
-    return bool(torch.isfinite(obs).all())
+    return bool(finite_rows(obs).all())
 
 
 def empty_like_steps(obs: Obs, steps: int) -> Obs:

@@ -16,21 +16,9 @@ from envs.config import RandomizationConfig
 from envs.native.randomization import DomainRandomizer
 from envs.native.simulator import Simulator, make_simulator
 from envs.native.task import NativeTask
+from envs.observations import Obs, finite_rows
 from envs.spec import gym_space
 from envs.vecenv import VecEnv
-
-Obs = Tensor | TensorDict
-
-
-def finite_rows(obs: Obs) -> Tensor:
-    """[N] bool: every float entry of each row finite (all fields of a TensorDict)."""
-    if isinstance(obs, TensorDict):
-        rows = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
-        for value in obs.values():
-            if value.is_floating_point():
-                rows &= torch.isfinite(value.reshape(value.shape[0], -1)).all(dim=1)
-        return rows
-    return torch.isfinite(obs).all(dim=1)
 
 
 class NativeVecEnv(VecEnv):
