@@ -24,6 +24,7 @@ from envs.native.driving import DrivingCamera
 from envs.native.gym_env import NativeGymEnv
 from envs.native.vecenv import NativeVecEnv
 from policies.encoders import ConvEncoder, DictNormalizer
+from tests.test_training import assert_resume_is_exact
 
 SMALL = [
     "task.num_envs=4",
@@ -93,21 +94,11 @@ def test_rollouts_store_each_field_and_the_normalizer_skips_pixels():
 
 
 def test_a_camera_run_resumes_exactly(tmp_path):
-    overrides = [*SMALL, "algo.lr_schedule=constant"]
-    whole = load_config("driving_camera", [*overrides, f"train.runs_dir={tmp_path / 'a'}", "train.total_steps=256"])
-    Trainer(whole, new_run_dir(whole)).run()
-    half = load_config("driving_camera", [*overrides, f"train.runs_dir={tmp_path / 'b'}", "train.total_steps=128"])
-    Trainer(half, new_run_dir(half)).run()
-    (run_b,) = (tmp_path / "b").glob("*/*")
-    assert main(["train", "--resume", str(run_b), "train.total_steps=256"]) == 0
-    (run_a,) = (tmp_path / "a").glob("*/*")
-    a = load_checkpoint(run_a / "checkpoints" / "latest.pt")
-    b = load_checkpoint(run_b / "checkpoints" / "latest.pt")
-    assert a["runner"]["env_steps"] == b["runner"]["env_steps"] == 256
-    for part in ("policy", "value"):
-        for key in a[part]:
-            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
-    assert a["task"]["observation_spec"]["camera"] == {"shape": [24, 24, 3], "dtype": "uint8", "normalize": False}
+    # 4 envs x 16 steps per iteration: 256 steps are 4 iterations
+    assert_resume_is_exact(tmp_path, "driving_camera", [*SMALL, "algo.lr_schedule=constant"], steps=256, iterations=4)
+    (run,) = (tmp_path / "a").glob("*/*")
+    saved = load_checkpoint(run / "checkpoints" / "latest.pt")["task"]["observation_spec"]["camera"]
+    assert saved == {"shape": [24, 24, 3], "dtype": "uint8", "normalize": False}
 
 
 @pytest.fixture(scope="module")

@@ -74,31 +74,39 @@ def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_pat
 )
 def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast, backend, algo):
     # Hopper terminates often with a random policy, so resets, truncation and env state all matter.
-    # (The half run is extended from 192 to 384 steps, so schedules over the run are held constant.)
     overrides = [o for o in fast if not o.startswith("train.runs_dir")] + [
         "task.id=Hopper-v5",
         f"task.backend={backend}",
         "train.eval_every=3",
         *algo,
     ]
-    whole = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'a'}", "train.total_steps=384"])
+    assert_resume_is_exact(tmp_path, "hopper", overrides, steps=384, iterations=6)
+
+
+def assert_resume_is_exact(tmp_path: Path, task: str, overrides: list[str], steps: int, iterations: int) -> None:
+    """A run of ``steps`` and one stopped at half and resumed with ``make train resume=...`` end identical:
+    env steps, every policy and value weight, every progress.csv row but the timings.
+
+    (The half run is extended from steps / 2 to steps, so schedules over the run are held constant.)
+    """
+    whole = load_config(task, [*overrides, f"train.runs_dir={tmp_path / 'a'}", f"train.total_steps={steps}"])
     Trainer(whole, new_run_dir(whole)).run()
 
-    half = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'b'}", "train.total_steps=192"])
+    half = load_config(task, [*overrides, f"train.runs_dir={tmp_path / 'b'}", f"train.total_steps={steps // 2}"])
     Trainer(half, new_run_dir(half)).run()
     run_b = only_run(tmp_path / "b")
-    assert main(["train", "--resume", str(run_b), "train.total_steps=384"]) == 0
+    assert main(["train", "--resume", str(run_b), f"train.total_steps={steps}"]) == 0
 
     run_a = only_run(tmp_path / "a")
     a = load_checkpoint(run_a / "checkpoints" / "latest.pt")
     b = load_checkpoint(run_b / "checkpoints" / "latest.pt")
-    assert a["runner"]["env_steps"] == b["runner"]["env_steps"] == 384
+    assert a["runner"]["env_steps"] == b["runner"]["env_steps"] == steps
     for part in ("policy", "value"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
     timing = {"wall_time", "steps_per_s", "collect_time", "update_time"}
     rows_a, rows_b = read_progress(run_a), read_progress(run_b)
-    assert len(rows_a) == len(rows_b) == 6
+    assert len(rows_a) == len(rows_b) == iterations
     for ra, rb in zip(rows_a, rows_b, strict=True):
         assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
 
