@@ -41,6 +41,15 @@ COLUMNS: dict[str, str] = {
 
 
 EXTRA_GROUP = "algo"
+# Columns named by a prefix: the environment's reward terms, training episodes' and evaluation's statistics.
+PREFIX_GROUPS = {"reward_": "reward", "train_": "rollout", "eval_": "eval"}
+
+
+def column_group(key: str) -> str:
+    """The TensorBoard group of a progress.csv column ('' for the step counters)."""
+    if key in COLUMNS:
+        return COLUMNS[key]
+    return next((group for prefix, group in PREFIX_GROUPS.items() if key.startswith(prefix)), EXTRA_GROUP)
 
 
 class RunLogger:
@@ -112,7 +121,7 @@ class RunLogger:
         self.file.flush()
         step = int(row["env_steps"])
         for key in self.columns:
-            group = COLUMNS.get(key, EXTRA_GROUP)
+            group = column_group(key)
             value = row.get(key)
             if group and _is_number(value) and math.isfinite(value):
                 self.tb.add_scalar(f"{group}/{key}", value, step)
@@ -120,6 +129,10 @@ class RunLogger:
             f"ret {row.get('episode_return', math.nan):.1f}  kl {row.get('kl', math.nan):.4f}  "
             f"{row.get('steps_per_s', math.nan):,.0f} steps/s"
         )
+        # tasks with a success condition (the Franka tasks): training episodes' and the evaluation's rate
+        for key, label in (("train_success", "success"), ("eval_success", "eval success")):
+            if _is_number(row.get(key)) and math.isfinite(row[key]):
+                summary += f"  {label} {100 * row[key]:.0f}%"
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix_str(summary, refresh=True)

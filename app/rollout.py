@@ -3,7 +3,7 @@ bookkeeping that goes with it (episode statistics, reward scaling)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tensordict import TensorDict
@@ -40,6 +40,9 @@ class Rollout:
     last_obs: Obs  # [N, obs_dim] observation after the last step
     final_index: Tensor  # [K, 2] (t, n) of steps where an episode was truncated
     final_obs: Obs  # [K, obs_dim] last observation of each of those episodes
+    # what the environment reports beside the reward: reward_<term> (each reward term's mean per step)
+    # and train_<stat> (the mean of an episode statistic, success ..., over the episodes that ended)
+    env_stats: dict[str, float] = field(default_factory=dict)
 
     def is_finite(self) -> bool:
         return (
@@ -140,6 +143,8 @@ def collect(
     final_index: list[Tensor] = []
     final_obs: list[Obs] = []
     episodes: list[tuple[float, int]] = []
+    term_sums: dict[str, float] = {}
+    ended_stats: dict[str, list[Tensor]] = {}
     with torch.no_grad():
         for t in range(steps):
             action, logp_buf[t] = policy.sample_with_log_prob(obs, generator)
@@ -153,6 +158,12 @@ def collect(
                 final_index.append(torch.stack([torch.full_like(idx, t), idx], dim=1))
                 final_obs.append(info["final_obs"].to(device)[idx])
             episodes += tracker.step(reward, terminated | truncated)
+            for name, value in info.get("reward_terms", {}).items():
+                term_sums[name] = term_sums.get(name, 0.0) + float(value.double().mean())
+            if "episode_stats" in info:
+                ended = (terminated | truncated).to(env.device)
+                for name, value in info["episode_stats"].items():
+                    ended_stats.setdefault(name, []).append(value[ended].double().cpu())
             obs = next_obs
     rollout = Rollout(
         obs=obs_buf,
@@ -164,6 +175,8 @@ def collect(
         last_obs=obs,
         final_index=torch.cat(final_index) if final_index else torch.empty((0, 2), dtype=torch.long, device=device),
         final_obs=torch.cat(final_obs) if final_obs else obs[:0].clone(),
+        env_stats={f"reward_{k}": v / steps for k, v in term_sums.items()}
+        | {f"train_{k}": float(torch.cat(v).nanmean()) for k, v in ended_stats.items() if torch.cat(v).numel()},
     )
     return rollout, obs, episodes
 

@@ -175,6 +175,7 @@ class Trainer:
             "episode_length": sum(n for _, n in self.recent) / len(self.recent) if self.recent else math.nan,
             "episodes": len(episodes),
             "unstable_resets": self.env.unstable_resets,
+            **rollout.env_stats,  # reward terms' means, statistics of the episodes that ended (success ...)
         }
         return row | metrics
 

@@ -95,7 +95,13 @@ def make_native(task: TaskConfig, num_envs: int, backend: str | None = None, eva
     task_cls = NATIVE_TASKS[task.id]
     try:
         sim: Simulator = make_simulator(
-            backend, task_cls, num_envs, nthread=task.num_threads, nconmax=task.nconmax, njmax=task.njmax
+            backend,
+            task_cls,
+            num_envs,
+            nthread=task.num_threads,
+            nconmax=task.nconmax,
+            njmax=task.njmax,
+            options=task_options(task),
         )
     except ImportError as exc:
         raise TaskError(

@@ -79,7 +79,7 @@ def test_collect_records_every_field_of_the_rollout(device):
     assert {t.device.type for t in (rollout.obs, rollout.actions, rollout.log_probs, rollout.final_obs, obs)} == {
         device
     }
-    rollout = Rollout(**{k: v.cpu() for k, v in dataclasses.asdict(rollout).items()})
+    rollout = Rollout(**{k: v.cpu() if torch.is_tensor(v) else v for k, v in dataclasses.asdict(rollout).items()})
     obs, policy = obs.cpu(), policy.cpu()
 
     ref_obs, rewards, terminated, truncated, last, final, ref_episodes = scripted_reference(EVENTS, T, N)
@@ -370,3 +370,28 @@ def test_reward_scaler_against_a_hand_computed_case():
     restored.load_state_dict(scaler.state_dict())
     x, d = torch.tensor([[2.0, -1.0]]), torch.tensor([[True, False]])
     torch.testing.assert_close(restored(x, d), scaler(x, d))
+
+
+class ReportingEnv(ScriptedVecEnv):
+    """The scripted env that also reports two reward terms per step and a success flag per ended episode."""
+
+    def step(self, action: torch.Tensor):
+        t = self.t
+        obs, reward, terminated, truncated, info = super().step(action)
+        n = self.num_envs
+        info["reward_terms"] = {"near": torch.full((n,), float(t)), "far": -torch.arange(n, dtype=torch.float64)}
+        done = terminated | truncated
+        if done.any():
+            info["episode_stats"] = {"success": torch.arange(n, dtype=torch.float64) % 2}  # env 1 succeeds
+        return obs, reward, terminated, truncated, info
+
+
+def test_collect_averages_the_reward_terms_per_step_and_the_statistics_of_ended_episodes():
+    env, policy = ReportingEnv(N, EVENTS), tiny_policy()
+    start = env.reset(seed=0)
+    rollout, _, _ = collect(env, policy, start, T, torch.Generator().manual_seed(0), EpisodeTracker(N))
+    stats = rollout.env_stats
+    assert stats["reward_near"] == pytest.approx(sum(range(T)) / T)  # term t at step t, averaged over steps
+    assert stats["reward_far"] == pytest.approx(-(N - 1) / 2)
+    ended = [i for (t, i) in EVENTS if t < T]
+    assert stats["train_success"] == pytest.approx(sum(i % 2 for i in ended) / len(ended))

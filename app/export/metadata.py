@@ -58,18 +58,19 @@ def policy_metadata(
     base = env.unwrapped
     task = getattr(getattr(base, "vec", None), "task", None)  # a native task of our own describes itself
     model = getattr(base, "model", None) or getattr(task, "model", None)
-    driving = task.deployment() if hasattr(task, "deployment") else None
+    # a task of our own says how its observation is built and its action applied (driving, franka)
+    deployment = task.deployment() if hasattr(task, "deployment") else None
     act_dim = policy.act_dim if law is None else law.act_dim
-    if driving is not None:
-        act_names = ["steering_angle", "speed"][:act_dim]
+    if hasattr(task, "action_names"):
+        act_names = task.action_names()[:act_dim]
     elif model is not None and model.nu == act_dim:
         act_names = actuator_names(model)
     else:
         act_names = [f"action[{i}]" for i in range(act_dim)]
     scaling = policy if law is None else law  # both carry action_center, action_half_range, action_bounded
     sections = _fields_sections(policy) if law is None else _vector_sections(law, env, model, task)
-    if driving is not None:
-        sections["observation"]["driving"] = driving
+    if deployment is not None:
+        sections["observation"][task.options_key] = deployment
     space = env.action_space
     runner = ckpt.get("runner", {})
     return {

@@ -185,7 +185,7 @@ class Driving(NativeTask):
         self._scene_seed = -1
 
     @classmethod
-    def load_model(cls) -> mujoco.MjModel:
+    def load_model(cls, options: Any = None) -> mujoco.MjModel:
         return car.load_car_model()
 
     # -- tracks ---------------------------------------------------------------------------
@@ -428,6 +428,10 @@ class Driving(NativeTask):
                 "speed": "action[1], m/s" if self.throttle else f"fixed {cfg.target_speed} m/s",
             },
         }
+
+    def action_names(self) -> list[str]:
+        """The action's entries, in order."""
+        return ["steering_angle", "speed"] if self.throttle else ["steering_angle"]
 
     def observation_names(self) -> tuple[list[str], list[str]]:
         """(names, units) of the observation entries."""

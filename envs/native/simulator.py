@@ -105,25 +105,31 @@ def make_simulator(
     nconmax: int = 0,
     njmax: int = 0,
     device: str | None = None,
+    options: Any = None,
 ) -> Simulator:
     """The simulator of ``num_worlds`` worlds of ``task_cls``'s model for ``backend``.
 
     ``cpu``: BatchSim with ``nthread`` simulation threads (0: one per available
     core). ``gpu``: WarpSim on ``device`` (a Warp device name; None: CUDA when
     torch and Warp see one, else Warp's CPU device) with ``nconmax`` contacts
-    and ``njmax`` constraint rows per world (0: the task's own sizes).
+    and ``njmax`` constraint rows per world (0: the task's own sizes). ``options``: the task's config
+    section, for a model built from it.
     """
     if backend == "cpu":
         from envs.native.batch_sim import BatchSim
 
         return BatchSim(
-            task_cls.load_model(), num_worlds, fields=task_cls.fields, nthread=nthread, rne_post=task_cls.rne_post
+            task_cls.load_model(options),
+            num_worlds,
+            fields=task_cls.fields,
+            nthread=nthread,
+            rne_post=task_cls.rne_post,
         )
     if backend == "gpu":
         from envs.native.warp_sim import WarpSim
 
         return WarpSim(
-            task_cls.load_model(),
+            task_cls.load_model(options),
             num_worlds,
             fields=task_cls.fields,
             rne_post=task_cls.rne_post,

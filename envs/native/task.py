@@ -52,7 +52,8 @@ class NativeTask:
     and scene for rendering. ``options`` is the config section named by
     ``options_key`` (``task.driving`` ...); ``evaluation`` asks for the held-out
     variations of the task (tracks training never sees). ``generator`` is the
-    batch's torch generator, set by the VecEnv, for draws outside resets.
+    batch's torch generator and ``sim`` its simulator, both set by the VecEnv,
+    for draws outside resets and per-world model fields.
     """
 
     gym_id: ClassVar[str]  # the Gymnasium v5 task this one reproduces
@@ -68,6 +69,7 @@ class NativeTask:
     njmax: ClassVar[int] = 8
     options_key: ClassVar[str | None] = None  # the TaskConfig section the task reads, if any
     generator: torch.Generator | None = None
+    sim: Simulator | None = None  # the batch's simulator, set by the VecEnv (for per-world model fields)
 
     def __init__(
         self, model: mujoco.MjModel, device: torch.device | str = "cpu", options: Any = None, evaluation: bool = False
@@ -80,8 +82,11 @@ class NativeTask:
         self.init_qvel = torch.zeros(model.nv, dtype=torch.float64, device=self.device)  # [nv]
 
     @classmethod
-    def load_model(cls) -> mujoco.MjModel:
-        """The MJCF shipped in the installed gymnasium package (never a copy of ours)."""
+    def load_model(cls, options: Any = None) -> mujoco.MjModel:
+        """The MJCF shipped in the installed gymnasium package (never a copy of ours).
+
+        ``options`` is the task's config section, for tasks whose model depends on it (the arm's gains).
+        """
         return mujoco.MjModel.from_xml_path(str(GYMNASIUM_ASSETS / cls.xml_file))
 
     def body_id(self, name: str) -> int:
@@ -109,6 +114,10 @@ class NativeTask:
     def truncated(self, sim: Simulator) -> Tensor | None:
         """[N] bool: episodes the task ends without a true end (a goal reached), besides the time limit."""
         return None
+
+    def reward_terms(self) -> dict[str, Tensor]:
+        """The named terms of the last step's reward, name -> [N] (unweighted; logged as their means)."""
+        return {}
 
     def episode_stats(self) -> dict[str, Tensor]:
         """Per-world statistics of the current episodes, name -> [N] float64 (read when episodes end)."""

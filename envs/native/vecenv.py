@@ -54,7 +54,11 @@ class NativeVecEnv(VecEnv):
         options: Any = None,
         evaluation: bool = False,
     ) -> None:
-        sim = simulator if simulator is not None else make_simulator("cpu", task_cls, num_envs, nthread=nthread)
+        sim = (
+            simulator
+            if simulator is not None
+            else make_simulator("cpu", task_cls, num_envs, nthread=nthread, options=options)
+        )
         if sim.num_worlds != num_envs:
             raise ValueError(f"the simulator has {sim.num_worlds} worlds, not num_envs={num_envs}")
         model = sim.model
@@ -67,14 +71,16 @@ class NativeVecEnv(VecEnv):
         self.max_episode_steps = (max_episode_steps or task_cls.max_episode_steps) if time_limit else None
         seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.task.generator = self.generator
+        self.task.generator, self.task.sim = self.generator, sim
+        low, high = self.task.action_bounds()
+        self.action_space = spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
         cfg = randomization or RandomizationConfig()
-        self.randomizer = DomainRandomizer(cfg, sim, model.nu) if cfg.enabled else None
+        # latency delays the task's actions, which need not be one per actuator (the arm's joint deltas)
+        act_dim = self.action_space.shape[0]
+        self.randomizer = DomainRandomizer(cfg, sim, act_dim) if cfg.enabled else None
         self.elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._all = torch.arange(num_envs, device=self.device)  # every world's index [N]
         self.unstable_resets = 0
-        low, high = self.task.action_bounds()
-        self.action_space = spaces.Box(np.asarray(low, np.float32), np.asarray(high, np.float32), dtype=np.float32)
         # [N, k]: what the reward needs from before a step; every row is set by the reset just below
         self._before = self.task.pre_step(self.sim)
         self._reset_ids(self._all)
@@ -185,6 +191,9 @@ class NativeVecEnv(VecEnv):
             truncated = (truncated | goal) & ~terminated
         self._before = task.pre_step(sim)
         info: dict[str, Any] = {"unstable": unstable}
+        terms = task.reward_terms()
+        if terms:
+            info["reward_terms"] = {k: v.clone() for k, v in terms.items()}
         done = terminated | truncated
         if done.any():
             noisy = self._observe(obs)
