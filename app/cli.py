@@ -73,6 +73,11 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"held-out tracks: laps completed in {100 * result['lap_completed']:.0f}% of episodes, "
             f"{result['collisions_per_km']:.2f} collisions per km, first lap in {result['lap_time']:.1f} s"
         )
+    if "success" in result:
+        print(
+            f"success rate {100 * result['success']:.0f}% "
+            f"(final distance to the goal {100 * result['final_distance']:.1f} cm on average)"
+        )
     return 0
 
 

@@ -193,6 +193,57 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
     }
 
 
+def run_franka_episodes(meta: dict[str, Any], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The arm's policy as its controller runs it: numpy observation and PD targets over MuJoCo (no torch).
+
+    Episodes are drawn like the task draws them (arm pose, target or cube and goal) from ``--seed``;
+    the controller keeps its joint targets and previous action itself; rewards and success follow the
+    task's rules (``envs.manipulation.deploy``).
+    """
+    import mujoco
+    import onnxruntime as ort
+
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from envs.manipulation import scene
+    from envs.manipulation.deploy import ArmTask, config_from_options
+
+    spec = meta["observation"]["franka"]
+    cfg = config_from_options(spec["options"])
+    model = scene.scene_model(cfg, cube=spec["task"] != "policylab/FrankaReach-v0")
+    data = mujoco.MjData(model)
+    arm = ArmTask(spec["task"], cfg, model, spec["reward_weights"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
+    low = np.asarray(meta["action"]["low"], dtype=np.float64)
+    high = np.asarray(meta["action"]["high"], dtype=np.float64)
+    rest = np.asarray(meta["action"]["center"], dtype=np.float64)
+    rng = np.random.default_rng(args.seed)
+    returns, lengths, successes = [], [], []
+    for _ in range(args.episodes):
+        episode = arm.reset(data, rng)
+        pending: deque[np.ndarray] = deque([rest] * args.latency)
+        total, steps = 0.0, 0
+        while steps < int(meta["max_episode_steps"]):
+            obs = arm.observation(data, episode)
+            if args.obs_noise > 0:
+                obs = obs + args.obs_noise * rng.standard_normal(obs.shape)
+            command = session.run(["action"], {"obs": obs.astype(np.float32)[None]})[0][0].astype(np.float64)
+            pending.append(np.clip(command, low, high))
+            change = arm.apply(data, episode, pending.popleft())
+            mujoco.mj_step(model, data, nstep=int(spec["frame_skip"]))
+            reward, fell = arm.reward(data, episode, change)
+            total += reward
+            steps += 1
+            if fell:
+                break
+        returns.append(total)
+        lengths.append(steps)
+        successes.append(arm.success(episode))
+    return {"returns": returns, "lengths": lengths, "obs_gap": 0.0, "success": float(np.mean(successes))}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="sim-to-sim check of an exported policy")
     parser.add_argument("export", type=Path, help="a run's export/ folder (policy.onnx + policy.json)")
@@ -215,7 +266,12 @@ def main() -> int:
             "over one observation vector (Gymnasium MuJoCo tasks and the lidar driving tasks)"
         )
     driving = "driving" in meta["observation"]
-    if not driving and (meta["observation"].get("layout") is None or str(meta["env_id"]).startswith("dmc:")):
+    franka = "franka" in meta["observation"]
+    if (
+        not driving
+        and not franka
+        and (meta["observation"].get("layout") is None or str(meta["env_id"]).startswith("dmc:"))
+    ):
         fail(
             f"task {meta['task']} ({meta['env_id']}): policy.json has no observation layout; "
             "deploy-sim supports Gymnasium MuJoCo tasks"
@@ -224,7 +280,8 @@ def main() -> int:
     if args.seed is None:
         args.seed = int(ref.get("seed", 0))
 
-    result = (run_driving_episodes if driving else run_episodes)(meta, folder, args)
+    runner = run_driving_episodes if driving else run_franka_episodes if franka else run_episodes
+    result = runner(meta, folder, args)
     returns = np.asarray(result["returns"])
     mean, std = float(returns.mean()), float(returns.std())
     ref_mean, ref_std, ref_n = float(ref["mean_return"]), float(ref["std_return"]), int(ref["episodes"])
@@ -249,6 +306,12 @@ def main() -> int:
             f"held-out tracks, MuJoCo ray casts as the lidar: laps completed in {100 * result['lap_completed']:.0f}% "
             f"of episodes, {result['collisions_per_km']:.2f} collisions per km"
         )
+    elif franka:
+        print(
+            f"PD joint targets at {meta['control_period_s']} s, numpy controller: success in "
+            f"{100 * result['success']:.0f}% of episodes (checkpoint evaluation: "
+            f"{100 * float(ref.get('success', float('nan'))):.0f}%)"
+        )
     else:
         print(f"observation builder vs simulator: largest difference {result['obs_gap']:.3g}")
     verdict = "n/a (latency or noise on)" if not clean else ("agree" if obs_ok and return_ok else "MISMATCH")
@@ -262,6 +325,7 @@ def main() -> int:
         "obs_noise": args.obs_noise,
         "obs_gap": result["obs_gap"],
         "verdict": verdict,
+        "success": result.get("success"),
         "imported_forbidden": leaked,
     }
     (folder / "deploy_sim.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -218,7 +218,8 @@ def render_episode(
     frames: [length + 1] arrays [height, width, 3] uint8 (the first shows the initial state; a native
     task, which starts its next episode inside the step that ends one, has no frame of the final state).
     A native task's scene comes from the task (the driving tasks' walls and lidar rays), and a task with
-    a ``chase_body`` is followed from behind by default (``camera="chase"``).
+    a ``chase_body`` is followed from behind by default (``camera="chase"``); a task with a
+    ``default_camera`` (the Franka tasks' view of the table) is seen through it by default.
     """
     import mujoco
     import torch
@@ -236,7 +237,10 @@ def render_episode(
     model, _ = scene()
     model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
     model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
-    chase = getattr(getattr(native, "task", None), "chase_body", None) if camera in (None, "", "chase") else None
+    task = getattr(native, "task", None)
+    chase = getattr(task, "chase_body", None) if camera in (None, "", "chase") else None
+    if camera in (None, "") and getattr(task, "default_camera", None):
+        camera = task.default_camera  # a fixed-base arm: the scene's own view of the table
     cam = make_camera(model, None if camera == "chase" else camera)
     frames, total, step, signal = [], 0.0, 0, None
     with mujoco.Renderer(model, height=height, width=width) as renderer:

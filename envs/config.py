@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from envs.driving.config import DrivingConfig
 from envs.fields import param
+from envs.manipulation.config import FrankaConfig
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class TaskConfig:
     env_kwargs: dict[str, Any] = param({}, "keyword arguments passed to the environment constructor")
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     driving: DrivingConfig = field(default_factory=DrivingConfig)
+    franka: FrankaConfig = field(default_factory=FrankaConfig)
 
     def problems(self) -> list[tuple[str, str]]:
         """(key, what is wrong) for a backend this machine or this task cannot have."""

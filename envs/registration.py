@@ -31,6 +31,9 @@ OWN_TASKS = {
     "policylab/Driving-v0": 1000,
     "policylab/DrivingThrottle-v0": 1000,
     "policylab/DrivingCamera-v0": 1000,
+    "policylab/FrankaReach-v0": 100,
+    "policylab/FrankaPush-v0": 200,
+    "policylab/FrankaLift-v0": 200,
 }
 NATIVE_TASK_IDS = (*GYMNASIUM_TASK_IDS, *OWN_TASKS)
 ENTRY_POINTS = "envs.native.gym_env"

@@ -47,19 +47,24 @@ def _evaluation(
 ) -> dict[str, Any]:
     """The checkpoint's deterministic evaluation: eval.json when it is of this checkpoint, else a fresh one."""
     keys = ("mean_return", "std_return", "episodes", "mean_length")
+    rates = ("success", "final_distance", "lap_completed", "collisions_per_km")  # a task's own, where it has them
     saved = run_dir / "eval.json"
     if saved.is_file():
         data = json.loads(saved.read_text())
         same_steps = data.get("env_steps") == int(ckpt.get("runner", {}).get("env_steps", 0))
         if Path(data.get("checkpoint", "")).resolve() == ckpt_path.resolve() and same_steps:
-            return {**{k: data[k] for k in (*keys, "seed") if k in data}, "source": "eval.json"}
+            return {**{k: data[k] for k in (*keys, *rates, "seed") if k in data}, "source": "eval.json"}
     seed = cfg.train.seed + EVAL_SEED_OFFSET
     env = envs.make(cfg.task, num_envs=evaluation_envs(episodes), evaluation=True)
     try:
         result = evaluate_policy(policy, env, episodes, seed).as_dict()
     finally:
         env.close()
-    return {**{k: result[k] for k in keys}, "seed": seed, "source": "evaluated at export"}
+    return {
+        **{k: result[k] for k in (*keys, *rates) if k in result},
+        "seed": seed,
+        "source": "evaluated at export",
+    }
 
 
 def _write(folder: Path, law: Any, policy: Any, meta: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from envs.native.driving import DRIVING_TASKS
+from envs.native.franka import FRANKA_TASKS
 from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, control_cost, uniform, within
 
@@ -350,5 +351,6 @@ NATIVE_TASKS: dict[str, type[NativeTask]] = {
         Reacher,
         Pusher,
         *DRIVING_TASKS,
+        *FRANKA_TASKS,
     )
 }

@@ -1,0 +1,318 @@
+"""The Franka Panda tasks: kinematics, the PD controller, resets, success rules, determinism, config checks."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from app.config import load_config
+from app.errors import ConfigError
+from envs.manipulation import scene
+from envs.manipulation.config import FrankaConfig
+from envs.manipulation.deploy import ArmEpisode, ArmTask
+from envs.native.franka import LIFT_HOLD_STEPS, FrankaLift, FrankaPush, FrankaReach
+from envs.native.vecenv import NativeVecEnv
+
+# Franka's published kinematics (modified DH: a_{i-1}, d_i, alpha_{i-1}), frankaemika.github.io/docs.
+DH = [(0.0, 0.333, 0.0), (0.0, 0.0, -math.pi / 2), (0.0, 0.316, math.pi / 2), (0.0825, 0.0, math.pi / 2),
+      (-0.0825, 0.384, -math.pi / 2), (0.0, 0.0, math.pi / 2), (0.088, 0.0, math.pi / 2)]  # fmt: skip
+EE_FROM_FRAME7 = 0.107 + 0.133  # flange, then the hand to its grip point between the fingers
+JOINT6_OFFSET = math.pi / 2  # this model's joint 6 reads the datasheet's angle minus pi/2
+
+
+def dh_hand(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position, approach axis) of the hand from the datasheet's DH table.
+
+    T_i = RotX(alpha) TransX(a) RotZ(q) TransZ(d), modified DH.
+    """
+    t = np.eye(4)
+    theta = np.array(q, dtype=float)
+    theta[5] += JOINT6_OFFSET
+    for (a, d, alpha), angle in zip(DH, theta, strict=True):
+        ca, sa, ct, st = math.cos(alpha), math.sin(alpha), math.cos(angle), math.sin(angle)
+        t = t @ np.array(
+            [[ct, -st, 0, a], [st * ca, ct * ca, -sa, -d * sa], [st * sa, ct * sa, ca, d * ca], [0, 0, 0, 1]]
+        )
+    return t[:3, 3] + EE_FROM_FRAME7 * t[:3, 2], t[:3, 2]
+
+
+def arm(cls: type = FrankaReach, n: int = 2, cfg: FrankaConfig | None = None, **kwargs) -> NativeVecEnv:
+    return NativeVecEnv(cls, n, nthread=1, options=cfg, **{"dtype": torch.float64, **kwargs})
+
+
+def start_at(env: NativeVecEnv, q: np.ndarray) -> None:
+    """Every arm at joint positions q [7] (fingers as the task keeps them), at rest, targets = q."""
+    task = env.task
+    qpos = env.sim.qpos.clone()
+    qpos[:, task.arm_qpos] = torch.as_tensor(q, dtype=torch.float64)
+    env.set_initial_state(torch.arange(env.num_envs), qpos, torch.zeros(env.num_envs, env.sim.model.nv))
+    task._per_world["target_q"][:] = torch.as_tensor(q, dtype=torch.float64)
+
+
+# -- the arm ------------------------------------------------------------------------------------
+
+
+def test_the_hand_follows_frankas_published_kinematics():
+    env = arm(n=1)
+    rng = np.random.default_rng(0)
+    low, high = env.task.q_low.numpy(), env.task.q_high.numpy()
+    for q in [np.array(scene.HOME), *rng.uniform(low + 0.1, high - 0.1, (5, 7))]:
+        start_at(env, q)
+        position, axis = dh_hand(q)
+        data = env.sim.data_of(0)
+        approach = data.site_xmat[env.task.ee_site].reshape(3, 3)[:, 2]
+        assert np.allclose(env.task.hand(env.sim)[0].numpy(), position, atol=3e-3), q
+        assert np.dot(approach, axis) > math.cos(0.01), q
+
+
+@pytest.mark.parametrize(("pose", "hand"), [(scene.HOME, [0.5, 0.0, 0.27]), (scene.PREGRASP, [0.525, 0.0, 0.12])])
+def test_the_start_poses_hold_the_hand_above_the_table_pointing_down_fingers_across_y(pose, hand):
+    env = arm(n=1)
+    start_at(env, np.array(pose))
+    assert np.allclose(env.task.hand(env.sim)[0].numpy(), hand, atol=1e-3)
+    data = env.sim.data_of(0)
+    approach = data.site_xmat[env.task.ee_site].reshape(3, 3)[:, 2]
+    finger_axis = data.xaxis[env.sim.model.joint(scene.FINGER_JOINTS[0]).id]
+    assert approach[2] < -0.999 and abs(finger_axis[1]) > 0.999
+
+
+def test_the_pd_controller_holds_a_pose_against_gravity_and_tracks_a_target_within_its_torque_limits():
+    cfg = FrankaConfig()
+    env = arm(n=2, cfg=cfg, time_limit=False)
+    pose = np.array([0.4, 0.3, -0.2, -1.8, 0.3, 1.2, 0.2])  # arm stretched out: large gravity torques
+    start_at(env, pose)
+    for _ in range(100):  # 2 s of zero actions
+        env.step(torch.zeros(2, 7))
+    q = env.sim.qpos[:, env.task.arm_qpos].numpy()
+    assert np.abs(q - pose).max() < 1e-3
+    step = torch.zeros(2, 7)
+    step[:, 0] = 1.0  # joint 1's target moves 0.05 rad per step for 10 steps
+    for _ in range(10):
+        env.step(step)
+    torque_limit = np.array(cfg.torque_limit)
+    for _ in range(50):
+        env.step(torch.zeros(2, 7))
+        force = env.sim.data_of(0).actuator_force[env.task.arm_act]
+        assert (np.abs(force) <= torque_limit + 1e-9).all()
+    q = env.sim.qpos[:, env.task.arm_qpos].numpy()
+    assert abs(q[0, 0] - (pose[0] + 10 * cfg.action_scale)) < 5e-3
+    assert np.abs(q[0, 1:] - pose[1:]).max() < 5e-3
+
+
+def test_joint_targets_are_clipped_to_the_joint_limits():
+    env = arm(n=1, time_limit=False)
+    for _ in range(80):
+        env.step(torch.full((1, 7), 1.0))
+    target = env.task._per_world["target_q"][0]
+    assert torch.allclose(target, env.task.q_high)
+
+
+def test_the_scene_uses_the_installed_package_and_the_configs_gains():
+    cfg = FrankaConfig(
+        stiffness=(800.0, 800.0, 800.0, 800.0, 100.0, 100.0, 100.0), torque_limit=(80.0,) * 4 + (10.0,) * 3
+    )
+    model = scene.scene_model(cfg)
+    act = model.actuator(scene.ARM_ACTUATORS[0])
+    assert act.gainprm[0] == 800.0 and act.biasprm[1] == -800.0 and tuple(act.forcerange) == (-80.0, 80.0)
+    assert model.joint(scene.JOINT_NAMES[4]).damping[0] == cfg.damping[4]
+    assert "gymnasium_robotics" in str(scene.franka_assets())
+
+
+# -- resets -------------------------------------------------------------------------------------
+
+
+def test_resets_place_arm_and_cube_where_the_config_says_without_penetration():
+    cfg = FrankaConfig(cube_size=(0.04, 0.06), cube_low=(0.45, -0.05), cube_high=(0.55, 0.1), init_joint_noise=0.2)
+    env = arm(FrankaPush, n=32, cfg=cfg)
+    env.reset(seed=1)
+    task = env.task
+    cube = task.cube(env.sim).numpy()
+    size = task._per_world["cube_size"].numpy()
+    assert (size >= 0.04).all() and (size <= 0.06).all() and size.std() > 0
+    assert (cube[:, 0] >= 0.45).all() and (cube[:, 0] <= 0.55).all()
+    assert (cube[:, 1] >= -0.05).all() and (cube[:, 1] <= 0.1).all()
+    assert np.allclose(cube[:, 2], size / 2)
+    q = env.sim.qpos[:, task.arm_qpos].numpy()
+    assert (np.abs(q - np.array(scene.PREGRASP)) <= 0.2 + 1e-12).all()
+    assert (q >= task.q_low.numpy()).all() and (q <= task.q_high.numpy()).all()
+    goal = task._per_world["goal"].numpy()
+    assert np.allclose(goal[:, 2], size / 2)
+    for i in range(env.num_envs):
+        model, data = env.sim.model_of(i), env.sim.data_of(i)
+        assert np.allclose(model.geom_size[task.cube_geom], size[i] / 2)
+        assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon)), i
+
+
+def test_the_same_seed_gives_the_same_episode():
+    def run(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        env = arm(FrankaLift, n=3)
+        first = env.reset(seed=seed)
+        g = torch.Generator().manual_seed(0)
+        rewards = [env.step(torch.rand(3, 8, generator=g) * 2 - 1)[1] for _ in range(20)]
+        return first, torch.stack(rewards)
+
+    (a_obs, a_rew), (b_obs, b_rew), (c_obs, _) = run(5), run(5), run(6)
+    assert torch.equal(a_obs, b_obs) and torch.equal(a_rew, b_rew)
+    assert not torch.equal(a_obs, c_obs)
+
+
+# -- success ------------------------------------------------------------------------------------
+
+
+def test_reach_succeeds_within_2_cm():
+    env = arm(n=2)
+    start_at(env, np.array(scene.HOME))
+    hand = env.task.hand(env.sim)
+    env.task._per_world["goal"][:] = hand + torch.tensor([[0.015, 0.0, 0.0], [0.0, 0.025, 0.0]], dtype=torch.float64)
+    env.step(torch.zeros(2, 7))
+    assert env.task.last_terms["success"].tolist() == [1.0, 0.0]
+    assert env.task.episode_stats()["success"].tolist() == [1.0, 0.0]
+
+
+def test_push_succeeds_with_the_cube_within_3_cm_of_the_goal():
+    env = arm(FrankaPush, n=2)
+    env.reset(seed=0)
+    cube = env.task.cube(env.sim)
+    goal = cube.clone()
+    goal[0, 0] += 0.02
+    goal[1, 1] += 0.04
+    env.task._per_world["goal"][:] = goal
+    env.step(torch.zeros(2, 7))
+    assert env.task.last_terms["success"].tolist() == [1.0, 0.0]
+
+
+def test_lift_succeeds_only_after_a_second_above_5_cm():
+    env = arm(FrankaLift, n=2)
+    env.reset(seed=0)
+    task = env.task
+    qpos = env.sim.qpos.clone()
+    a = task.cube_qpos
+    size = task._per_world["cube_size"]
+    qpos[:, a + 2] = size / 2 + torch.tensor([0.06, 0.04], dtype=torch.float64)  # above / below the bar
+    fake = SimpleNamespace(qpos=qpos, site_xpos=env.sim.site_xpos.clone(), num_worlds=2)
+    before = task.pre_step(fake)
+    for _ in range(LIFT_HOLD_STEPS - 1):
+        task.reward(fake, before, torch.zeros(2, 8))
+    assert task.success().tolist() == [False, False]
+    task.reward(fake, before, torch.zeros(2, 8))
+    assert task.success().tolist() == [True, False]
+    qpos[0, a + 2] = size[0] / 2  # dropped: the count starts again
+    task.reward(fake, before, torch.zeros(2, 8))
+    assert task.success().tolist() == [False, False]
+
+
+# -- clients and configs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env_id", ["policylab/FrankaReach-v0", "policylab/FrankaPush-v0", "policylab/FrankaLift-v0"])
+def test_gymnasiums_environment_checker_passes(env_id):
+    env = gym.make(env_id)
+    check_env(env.unwrapped, skip_render_check=True)
+    frame = env.unwrapped.vec.render(width=96, height=72, camera="front")
+    assert frame.shape == (72, 96, 3) and frame.std() > 0
+
+
+@pytest.mark.parametrize("cls", [FrankaReach, FrankaPush, FrankaLift])
+def test_the_numpy_controller_builds_the_same_observation_and_reward_as_the_task(cls):
+    """deploy-sim's controller (numpy over one MjData) against the batched task, step by step."""
+    env = arm(cls, n=1)
+    obs = env.reset(seed=3)
+    task = env.task
+    model = task.model
+    data = env.sim.data_of(0)
+    state = task._per_world
+    episode = ArmEpisode(
+        target_q=state["target_q"][0].numpy().copy(),
+        goal=state["goal"][0].numpy().copy(),
+        cube_size=float(state["cube_size"][0]),
+        prev_action=np.zeros(task.act_dim),
+        finger_target=float(state["finger_target"][0]),
+        distance=float(task.goal_distance(env.sim)[0]),
+    )
+    controller = ArmTask(cls.gym_id, task.cfg, model, task.weights)
+    g = np.random.default_rng(0)
+    for _ in range(30):
+        assert np.allclose(controller.observation(data, episode), obs[0].numpy(), atol=1e-9)
+        action = g.uniform(-1.2, 1.2, task.act_dim)
+        change = controller.apply(data, episode, action)
+        mujoco.mj_step(model, data, nstep=task.frame_skip)
+        reward, _ = controller.reward(data, episode, change)
+        obs, env_reward, *_ = env.step(torch.as_tensor(action)[None])
+        assert math.isclose(reward, float(env_reward[0]), rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("task.franka.target_high=[0.9,0.3,0.6]", "target_high"),
+        ("task.franka.target_low=[0.35,-0.25,0.0]", "target_low"),
+        ("task.franka.cube_size=[0.05,0.09]", "cube_size"),
+        ("task.franka.stiffness=[870,870,870,870,120,120,0]", "stiffness"),
+        ("task.franka.damping=[100,100,100,100,10,10]", "damping"),
+        ("task.franka.torque_limit=[87,87,87,-87,12,12,12]", "torque_limit"),
+        ("task.franka.action_scale=0", "action_scale"),
+        ("task.franka.cube_high=[1.2,0.1]", "cube_high"),
+        ("task.franka.reward_grip=1", "reward_grip"),
+    ],
+)
+def test_impossible_franka_configs_are_refused_with_the_key(override, key):
+    with pytest.raises(ConfigError, match=key) as info:
+        load_config("franka_push", [override])
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["franka_reach", "franka_push", "franka_lift"])
+def test_the_shipped_configs_build_their_tasks(name):
+    cfg = load_config(name, ["task.num_envs=2"])
+    env = envs.make(cfg.task)
+    obs = env.reset(seed=0)
+    assert obs.shape[0] == 2 and torch.isfinite(obs).all()
+    env.close()
+
+
+def test_the_gpu_backend_moves_the_same_arm_and_cube():
+    """MuJoCo Warp (on Warp's CPU device here, CUDA on a GPU machine) against mujoco.batch, same seed."""
+    import os
+
+    from envs.native.simulator import make_simulator
+
+    device = os.environ.get("POLICYLAB_WARP_DEVICE", "cpu")
+    warp = NativeVecEnv(FrankaLift, 4, simulator=make_simulator("gpu", FrankaLift, 4, device=device))
+    cpu = arm(FrankaLift, n=4, dtype=torch.float32)
+    a, b = warp.reset(seed=1), cpu.reset(seed=1)
+    assert torch.allclose(a.cpu(), b, atol=1e-4)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        action = torch.rand(4, 8, generator=g) * 2 - 1
+        (a, ra, *_), (b, rb, *_) = warp.step(action.to(warp.device)), cpu.step(action)
+    assert torch.allclose(a.cpu(), b, atol=1e-3)  # float32 and Warp's own solver: slow drift only
+    assert torch.allclose(ra.cpu(), rb, atol=1e-3)
+
+
+def test_the_shared_randomization_reaches_the_cube_and_the_arm():
+    """Cube mass and friction (mass_scale, friction_scale), action latency and observation noise."""
+    from envs.config import RandomizationConfig
+
+    rand = RandomizationConfig(
+        mass_scale=(0.5, 2.0), friction_scale=(0.5, 1.5), latency_steps=(1, 1), obs_noise_std=0.01
+    )
+    env = arm(FrankaPush, n=8, randomization=rand)
+    env.reset(seed=0)
+    cube_body = env.sim.model.body("cube").id
+    mass = env.sim.model_field("body_mass")[:, cube_body]
+    assert mass.std() > 0 and (mass >= 0.05 - 1e-12).all() and (mass <= 0.2 + 1e-12).all()
+    friction = env.sim.model_field("geom_friction")[:, env.task.cube_geom, 0]
+    assert friction.std() > 0
+    start = env.task._per_world["target_q"].clone()
+    env.step(torch.ones(8, 7))  # latency 1: this step applies the zero action from before the episode
+    assert torch.allclose(env.task._per_world["target_q"], start)
+    env.step(torch.zeros(8, 7))
+    assert not torch.allclose(env.task._per_world["target_q"], start)
