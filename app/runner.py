@@ -445,7 +445,8 @@ class Trainer:
             self.generator.set_state(runner["generator"])
             for saved, rewards in runner.get("past", [])[: self.past.maxlen]:
                 if rewards.shape[0] == self.cfg.train.steps_per_env:  # else the time axes could not sit side by side
-                    past = Rollout(**{k: v.to(self.device) for k, v in saved.items()})
+                    # tensors (and TensorDicts) to the device; env_stats, a dict of floats, as saved
+                    past = Rollout(**{k: v if isinstance(v, dict) else v.to(self.device) for k, v in saved.items()})
                     self.past.append((past, rewards.to(self.device)))
             torch.set_rng_state(runner["torch_rng"])
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
