@@ -38,10 +38,21 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
+def policy_session(meta: dict[str, Any], folder: Path) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """(onnxruntime session of policy.onnx, action low, high, and the command held until the first one arrives)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
+    action = meta["action"]
+    low, high, rest = (np.asarray(action[k], dtype=np.float64) for k in ("low", "high", "center"))
+    return session, low, high, rest
+
+
 def run_episodes(meta: dict[str, Any], folder: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Roll out the ONNX policy; returns per-episode returns and the observation cross-check."""
     import gymnasium as gym
-    import onnxruntime as ort
 
     if str(ROOT) not in sys.path:
         sys.path.append(str(ROOT))  # -I leaves the script's folders off the path
@@ -53,12 +64,7 @@ def run_episodes(meta: dict[str, Any], folder: Path, args: argparse.Namespace) -
         kwargs["max_episode_steps"] = meta["max_episode_steps"]
     env = gym.make(meta["env_id"], **kwargs)
     data = env.unwrapped.data
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
-    low = np.asarray(meta["action"]["low"], dtype=np.float64)
-    high = np.asarray(meta["action"]["high"], dtype=np.float64)
-    rest = np.asarray(meta["action"]["center"], dtype=np.float64)  # the command held until the first one arrives
+    session, low, high, rest = policy_session(meta, folder)
     rng = np.random.default_rng(args.seed)
     returns, lengths, obs_gap = [], [], 0.0
     for episode in range(args.episodes):
@@ -93,7 +99,6 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
     the car's outline against the track's width).
     """
     import mujoco
-    import onnxruntime as ort
 
     if str(ROOT) not in sys.path:
         sys.path.append(str(ROOT))
@@ -119,12 +124,7 @@ def run_driving_episodes(meta: dict[str, Any], folder: Path, args: argparse.Name
         int(model.jnt_dofadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, n)])
         for n in ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")
     ]
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
-    low = np.asarray(meta["action"]["low"], dtype=np.float64)
-    high = np.asarray(meta["action"]["high"], dtype=np.float64)
-    rest = np.asarray(meta["action"]["center"], dtype=np.float64)
+    session, low, high, rest = policy_session(meta, folder)
     rng = np.random.default_rng(args.seed)
     geomid = np.zeros(1, dtype=np.int32)
     returns, lengths, laps_done, crashes, distance = [], [], [], 0, 0.0
@@ -201,7 +201,6 @@ def run_franka_episodes(meta: dict[str, Any], folder: Path, args: argparse.Names
     task's rules (``envs.manipulation.deploy``).
     """
     import mujoco
-    import onnxruntime as ort
 
     if str(ROOT) not in sys.path:
         sys.path.append(str(ROOT))
@@ -213,12 +212,7 @@ def run_franka_episodes(meta: dict[str, Any], folder: Path, args: argparse.Names
     model = scene.scene_model(cfg, cube=spec["task"] != "policylab/FrankaReach-v0")
     data = mujoco.MjData(model)
     arm = ArmTask(spec["task"], cfg, model, spec["reward_weights"])
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(str(folder / "policy.onnx"), options, providers=["CPUExecutionProvider"])
-    low = np.asarray(meta["action"]["low"], dtype=np.float64)
-    high = np.asarray(meta["action"]["high"], dtype=np.float64)
-    rest = np.asarray(meta["action"]["center"], dtype=np.float64)
+    session, low, high, rest = policy_session(meta, folder)
     rng = np.random.default_rng(args.seed)
     returns, lengths, successes = [], [], []
     for _ in range(args.episodes):
@@ -227,6 +221,11 @@ def run_franka_episodes(meta: dict[str, Any], folder: Path, args: argparse.Names
         total, steps = 0.0, 0
         while steps < int(meta["max_episode_steps"]):
             obs = arm.observation(data, episode)
+            if obs.shape[0] != int(meta["observation"]["size"]):
+                fail(
+                    f"this code builds {obs.shape[0]} observation entries for {spec['task']}, the export has "
+                    f"{meta['observation']['size']}: export the run again with this version"
+                )
             if args.obs_noise > 0:
                 obs = obs + args.obs_noise * rng.standard_normal(obs.shape)
             command = session.run(["action"], {"obs": obs.astype(np.float32)[None]})[0][0].astype(np.float64)
