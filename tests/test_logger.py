@@ -106,3 +106,15 @@ def test_resume_keeps_the_extra_columns_and_drops_rows_after_the_checkpoint(tmp_
     assert [r["clip_fraction"] for r in rows] == ["0.1", "0.2", "0.3", "0.9", "1"]
     assert [r["approx_kl"] for r in rows] == ["", "", "0.03", "nan", "nan"]
     assert [r["entropy_coef"] for r in rows] == ["", "", "", "", "0.5"]
+
+
+def test_reward_terms_and_success_rates_get_their_own_groups_and_the_success_rate_shows(tmp_path, capsys):
+    logger = RunLogger(tmp_path, total_steps=1000, start_steps=0, start_iteration=0, progress="log")
+    logger.log(row(1, reward_distance=-0.2, train_success=0.25))
+    logger.log(row(2, reward_distance=-0.1, train_success=0.5, eval_success=0.75))
+    logger.close()
+    out = capsys.readouterr().out.splitlines()
+    assert "success 25%" in out[0] and "success 50%  eval success 75%" in out[1]
+    tags = scalars(tmp_path)
+    assert [v for _, v in tags["reward/reward_distance"]] == pytest.approx([-0.2, -0.1])
+    assert "rollout/train_success" in tags and "eval/eval_success" in tags

@@ -79,6 +79,9 @@ class FrankaConfig:
     reward_joint_limit: float = param(
         1.0, "weight of -(rad past 95% of each joint's range), summed over joints", low=0.0
     )
+    reward_posture: float = param(
+        0.0, "weight of -|q - start pose| (rad, over the 7 joints): keeps the arm near its start posture", low=0.0
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         """(key, what is wrong) for a controller, scene or workspace the arm cannot have."""

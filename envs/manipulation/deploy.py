@@ -152,6 +152,7 @@ class ArmTask:
             "success": float(now),
             "action_rate": -change,
             "joint_limit": -float(np.clip(np.abs(q - mid) - SOFT_LIMIT * half, 0.0, None).sum()),
+            "posture": -float(np.linalg.norm(q - self.home)),
         }
         hand = self.hand(data)
         if self.task == PUSH:

@@ -279,6 +279,7 @@ class Franka(NativeTask):
             "success": now.to(torch.float64),
             "action_rate": -state["action_change"],
             "joint_limit": -self.joint_limit_excess(sim),
+            "posture": -(sim.qpos[:, self.arm_qpos].to(torch.float64) - self.home).norm(dim=1),
             **self.task_terms(sim, distance),
         }
         self.last_terms = {name: terms[name] for name in self.terms}
@@ -400,7 +401,7 @@ class FrankaReach(Franka):
     max_episode_steps = 100  # 2 s
     has_cube = False
     start_pose = scene.HOME
-    terms = ("distance", "progress", "success", "action_rate", "joint_limit")
+    terms = ("distance", "progress", "success", "action_rate", "joint_limit", "posture")
 
     def draw_goal(self, qpos: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
         low = torch.tensor(self.cfg.target_low, dtype=torch.float64, device=self.device)
@@ -455,7 +456,7 @@ class FrankaPush(FrankaCubeTask):
 
     gym_id = "policylab/FrankaPush-v0"
     max_episode_steps = 200  # 4 s
-    terms = ("reach", "distance", "progress", "success", "action_rate", "joint_limit")
+    terms = ("reach", "distance", "progress", "success", "action_rate", "joint_limit", "posture")
 
     def draw_goal(self, qpos: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
         cfg, k = self.cfg, len(rows)
@@ -497,7 +498,7 @@ class FrankaLift(FrankaCubeTask):
     gym_id = "policylab/FrankaLift-v0"
     max_episode_steps = 200  # 4 s
     gripper = True
-    terms = ("reach", "grasp", "lift", "distance", "progress", "success", "action_rate", "joint_limit")
+    terms = ("reach", "grasp", "lift", "distance", "progress", "success", "action_rate", "joint_limit", "posture")
 
     def draw_goal(self, qpos: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
         cfg, k = self.cfg, len(rows)

@@ -316,3 +316,21 @@ def test_the_shared_randomization_reaches_the_cube_and_the_arm():
     assert torch.allclose(env.task._per_world["target_q"], start)
     env.step(torch.zeros(8, 7))
     assert not torch.allclose(env.task._per_world["target_q"], start)
+
+
+def test_a_lift_run_resumed_from_its_checkpoint_is_identical_to_an_uninterrupted_one(tmp_path):
+    """Joint and gripper targets, goals, cube sizes (per-world geometry) and hold counters are in the checkpoint."""
+    from tests.test_training import assert_resume_is_exact
+
+    small = [
+        "task.num_envs=4",
+        "task.num_threads=1",
+        "task.franka.cube_size=[0.04,0.06]",
+        "train.steps_per_env=64",
+        "train.eval_every=2",  # both runs evaluate where the half run stops
+        "train.eval_episodes=1",
+        "train.progress=none",
+        "algo.minibatch_size=64",
+        "algo.lr_schedule=constant",
+    ]
+    assert_resume_is_exact(tmp_path, "franka_lift", small, steps=1024, iterations=4)
