@@ -145,14 +145,14 @@ class Franka(NativeTask):
             draw = torch.minimum(torch.maximum(self.home + noise, self.q_low), self.q_high)
             q[redo] = draw[redo]
             qpos[:, self.arm_qpos] = q
-            redo = redo & self.penetrating(qpos, rows)
+            redo[redo.clone()] = self.penetrating(qpos[redo], rows[redo])  # only the new draws
             if not bool(redo.any()):
                 break
             scale[redo] *= 0.5
         return q
 
     def penetrating(self, qpos: Tensor, rows: Tensor) -> Tensor:
-        """[k] bool: the arm at qpos [k, nq] touches the table or the cube (penetration over 0.1 mm)."""
+        """[k] bool: the arm at qpos [k, nq] (worlds ``rows`` [k]) touches the table or the cube (over 0.1 mm)."""
         if self._scratch is None:
             model = copy.copy(self.model)  # its cube is resized per world below
             self._scratch = (model, mujoco.MjData(model))
