@@ -3,6 +3,7 @@ bookkeeping that goes with it (episode statistics, reward scaling)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -143,8 +144,11 @@ def collect(
     final_index: list[Tensor] = []
     final_obs: list[Obs] = []
     episodes: list[tuple[float, int]] = []
-    term_sums: dict[str, float] = {}
-    ended_stats: dict[str, list[Tensor]] = {}
+    # kept on the environment's device and read once after the loop (no per-step device sync):
+    # per term, the sum over steps of its mean over environments; per statistic, (sum, count) over the
+    # ended episodes where it is not NaN, and the count of ended episodes (all NaN: the mean is NaN)
+    term_sums: dict[str, Tensor] = {}
+    stat_sums: dict[str, tuple[Tensor, Tensor, Tensor]] = {}
     with torch.no_grad():
         for t in range(steps):
             action, logp_buf[t] = policy.sample_with_log_prob(obs, generator)
@@ -159,11 +163,14 @@ def collect(
                 final_obs.append(info["final_obs"].to(device)[idx])
             episodes += tracker.step(reward, terminated | truncated)
             for name, value in info.get("reward_terms", {}).items():
-                term_sums[name] = term_sums.get(name, 0.0) + float(value.double().mean())
+                term_sums[name] = term_sums.get(name, 0.0) + value.double().mean()
             if "episode_stats" in info:
                 ended = (terminated | truncated).to(env.device)
                 for name, value in info["episode_stats"].items():
-                    ended_stats.setdefault(name, []).append(value[ended].double().cpu())
+                    counted = ended & ~torch.isnan(value)
+                    total, count, n_ended = stat_sums.get(name, (0.0, 0, 0))
+                    total = total + torch.where(counted, value.double(), 0.0).sum()
+                    stat_sums[name] = (total, count + counted.sum(), n_ended + ended.sum())
             obs = next_obs
     rollout = Rollout(
         obs=obs_buf,
@@ -175,8 +182,12 @@ def collect(
         last_obs=obs,
         final_index=torch.cat(final_index) if final_index else torch.empty((0, 2), dtype=torch.long, device=device),
         final_obs=torch.cat(final_obs) if final_obs else obs[:0].clone(),
-        env_stats={f"reward_{k}": v / steps for k, v in term_sums.items()}
-        | {f"train_{k}": float(torch.cat(v).nanmean()) for k, v in ended_stats.items() if torch.cat(v).numel()},
+        env_stats={f"reward_{k}": float(v) / steps for k, v in term_sums.items()}
+        | {
+            f"train_{k}": float(total) / int(count) if int(count) else math.nan
+            for k, (total, count, n_ended) in stat_sums.items()
+            if int(n_ended)
+        },
     )
     return rollout, obs, episodes
 
