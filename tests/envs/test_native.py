@@ -185,3 +185,25 @@ def test_registered_environments_pass_gymnasiums_checker(task_id):
             i = int(np.flatnonzero(terminated | truncated)[0])
             assert info["_final_obs"][i] and info["final_obs"][i].shape == obs.shape[1:]
     assert ended or task_id == "Humanoid-v5"
+
+
+def test_the_cpu_backend_steps_with_torch_on_one_thread_and_restores_the_callers_count(monkeypatch):
+    # torch's worker threads busy-wait after parallel work and take cores from mujoco.batch's pool
+    env = NativeVecEnv(NATIVE_TASKS["Hopper-v5"], 2, nthread=1)
+    seen: list[int] = []
+    reward = env.task.reward
+
+    def counting(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return reward(*args, **kwargs)
+
+    monkeypatch.setattr(env.task, "reward", counting)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        env.reset(seed=0)
+        env.step(torch.zeros(2, 3))
+        assert seen == [1]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
