@@ -101,6 +101,19 @@ def test_export_of_a_run_writes_verified_files_and_complete_metadata(trained_run
     assert [i.name for i in model.graph.input] == ["obs"] and [o.name for o in model.graph.output] == ["action"]
 
 
+def test_export_keeps_every_statistic_of_the_checkpoints_evaluation(trained_run):
+    # a task's own statistics (a success rate, a distance) travel to policy.json whatever their names
+    assert main(["evaluate", str(trained_run), "--episodes", "2"]) == 0
+    saved = json.loads((trained_run / "eval.json").read_text())
+    saved["grasp_rate"] = 0.25
+    (trained_run / "eval.json").write_text(json.dumps(saved))
+    assert main(["export", str(trained_run)]) == 0
+    evaluation = json.loads((trained_run / "export" / "policy.json").read_text())["evaluation"]
+    assert evaluation["source"] == "eval.json" and evaluation["grasp_rate"] == 0.25
+    assert evaluation["mean_return"] == saved["mean_return"] and evaluation["episodes"] == 2
+    assert "returns" not in evaluation and "checkpoint" not in evaluation
+
+
 def test_export_errors_are_clear(tmp_path, trained_run, capsys):
     assert main(["export", str(tmp_path / "nope")]) == 2
     assert capsys.readouterr().err.startswith("error: run directory not found")

@@ -45,26 +45,33 @@ class ExportResult:
 def _evaluation(
     run_dir: Path, ckpt_path: Path, ckpt: dict[str, Any], policy: Any, cfg: Any, episodes: int
 ) -> dict[str, Any]:
-    """The checkpoint's deterministic evaluation: eval.json when it is of this checkpoint, else a fresh one."""
-    keys = ("mean_return", "std_return", "episodes", "mean_length")
-    rates = ("success", "final_distance", "lap_completed", "collisions_per_km")  # a task's own, where it has them
+    """The checkpoint's deterministic evaluation: eval.json when it is of this checkpoint, else a fresh one.
+
+    Kept: the return's and length's summary and every statistic the task reports (success rate,
+    final distance, lap completion, ...), not the per-episode lists.
+    """
     saved = run_dir / "eval.json"
     if saved.is_file():
         data = json.loads(saved.read_text())
         same_steps = data.get("env_steps") == int(ckpt.get("runner", {}).get("env_steps", 0))
         if Path(data.get("checkpoint", "")).resolve() == ckpt_path.resolve() and same_steps:
-            return {**{k: data[k] for k in (*keys, *rates, "seed") if k in data}, "source": "eval.json"}
+            return {**_summary(data), "source": "eval.json"}
     seed = cfg.train.seed + EVAL_SEED_OFFSET
     env = envs.make(cfg.task, num_envs=evaluation_envs(episodes), evaluation=True)
     try:
         result = evaluate_policy(policy, env, episodes, seed).as_dict()
     finally:
         env.close()
-    return {
-        **{k: result[k] for k in (*keys, *rates) if k in result},
-        "seed": seed,
-        "source": "evaluated at export",
-    }
+    return {**_summary(result), "seed": seed, "source": "evaluated at export"}
+
+
+# eval.json's fields that describe the run or list every episode rather than summarize the evaluation
+_NOT_SUMMARY = frozenset({"task", "env_id", "algo", "checkpoint", "env_steps", "deterministic", "returns", "lengths"})
+
+
+def _summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The scalar results of an evaluation (eval.json or ``EvalResult.as_dict()``)."""
+    return {k: v for k, v in evaluation.items() if k not in _NOT_SUMMARY and not isinstance(v, list | dict)}
 
 
 def _write(folder: Path, law: Any, policy: Any, meta: dict[str, Any]) -> None:
