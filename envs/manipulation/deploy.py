@@ -25,10 +25,12 @@ from envs.manipulation.rules import (
     GRIPPER_STEP,
     LIFT_CLEARANCE,
     LIFT_HOLD_STEPS,
+    PENETRATION,
     PUSH_BEHIND,
     PUSH_TOLERANCE,
     REACH_TOLERANCE,
     SOFT_LIMIT,
+    START_TRIES,
 )
 
 REACH, PUSH, LIFT = "policylab/FrankaReach-v0", "policylab/FrankaPush-v0", "policylab/FrankaLift-v0"
@@ -70,16 +72,15 @@ class ArmTask:
         self.cube_qpos = int(model.joint("cube").qposadr[0]) if task != REACH else -1
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> ArmEpisode:
-        """A new episode drawn like the task draws it: arm pose, cube, goal."""
+        """A new episode drawn like the task draws it: cube (resized in the model), goal, then the arm's pose."""
         cfg = self.cfg
         mujoco.mj_resetData(self.model, data)
-        q = np.clip(self.home + rng.uniform(-cfg.init_joint_noise, cfg.init_joint_noise, 7), *self.limits.T)
-        data.qpos[self.arm_qpos] = q
         data.qpos[self.finger_qpos] = scene.FINGER_OPEN if self.gripper else 0.0
         size = float(rng.uniform(*cfg.cube_size))
         if self.task == REACH:
             goal = rng.uniform(cfg.target_low, cfg.target_high)
         else:
+            scene.resize_cube(self.model, size)
             xy = rng.uniform(cfg.cube_low, cfg.cube_high)
             a = self.cube_qpos
             data.qpos[a : a + 7] = [xy[0], xy[1], size / 2, 1.0, 0.0, 0.0, 0.0]
@@ -89,12 +90,29 @@ class ArmTask:
                 goal = np.array([np.clip(g[0], *GOAL_X), np.clip(g[1], *GOAL_Y), size / 2])
             else:
                 goal = np.array([xy[0], xy[1], size / 2 + rng.uniform(*cfg.lift_height)])
+        q = self.start_arm(data, rng)
         mujoco.mj_forward(self.model, data)
         episode = ArmEpisode(target_q=q.copy(), goal=np.asarray(goal, float), cube_size=size)
         episode.finger_target = scene.FINGER_OPEN if self.gripper else 0.0
         episode.prev_action = np.zeros(7 + int(self.gripper))
         episode.distance = self.goal_distance(data, episode)
         return episode
+
+    def start_arm(self, data: mujoco.MjData, rng: np.random.Generator) -> np.ndarray:
+        """The arm's start pose + U(-n, n) within its limits, written to ``data``, touching neither table nor cube.
+
+        As the task: a draw that penetrates is drawn again with half the noise, START_TRIES times, then the
+        noiseless start pose.
+        """
+        scale = self.cfg.init_joint_noise
+        for attempt in range(START_TRIES + 1):
+            noise = rng.uniform(-scale, scale, 7) if attempt < START_TRIES else np.zeros(7)
+            q = np.clip(self.home + noise, *self.limits.T)
+            data.qpos[self.arm_qpos] = q
+            if not scene.penetrating(self.model, data, PENETRATION):
+                break
+            scale *= 0.5
+        return q
 
     def hand(self, data: mujoco.MjData) -> np.ndarray:
         return data.site_xpos[self.site].copy()

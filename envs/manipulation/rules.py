@@ -12,3 +12,5 @@ GOAL_X, GOAL_Y = (0.3, 0.75), (-0.35, 0.35)  # m: push goals stay on this part o
 SOFT_LIMIT = 0.95  # the joint-limit penalty starts at 95% of each joint's half range
 FELL_OFF = -0.05  # m: a cube below the table's top has fallen off: the episode ends
 GRIPPER_STEP = 0.005  # m per control step per finger at |g| = 1
+START_TRIES = 5  # draws of a start pose (each with half the previous noise) before the noiseless one
+PENETRATION = 1e-4  # m: a start pose whose contacts go deeper than this touches the table or the cube

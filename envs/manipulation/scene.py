@@ -127,6 +127,20 @@ def scene_model(cfg: FrankaConfig | None = None, cube: bool = True) -> mujoco.Mj
     return scene_spec(cfg, cube).compile()
 
 
+def resize_cube(model: mujoco.MjModel, size: float) -> None:
+    """Give ``model``'s cube edge ``size`` (m): geom size, bounding sphere and box."""
+    geom, half = model.geom("cube").id, size / 2
+    model.geom_size[geom] = half
+    model.geom_rbound[geom] = float(np.linalg.norm(model.geom_size[geom]))
+    model.geom_aabb[geom, 3:] = half
+
+
+def penetrating(model: mujoco.MjModel, data: mujoco.MjData, depth: float) -> bool:
+    """Whether ``data.qpos`` puts two geoms more than ``depth`` (m) into each other (runs mj_fwdPosition)."""
+    mujoco.mj_fwdPosition(model, data)
+    return any(data.contact[c].dist < -depth for c in range(data.ncon))
+
+
 def joint_ranges(model: mujoco.MjModel) -> np.ndarray:
     """[7, 2] (low, high) of the arm's joints, rad."""
     return np.array([model.joint(name).range for name in JOINT_NAMES], dtype=np.float64)
@@ -144,6 +158,8 @@ __all__ = [
     "MissingAssets",
     "franka_assets",
     "joint_ranges",
+    "penetrating",
+    "resize_cube",
     "scene_model",
     "scene_spec",
 ]

@@ -39,15 +39,16 @@ from envs.manipulation.rules import (
     GRIPPER_STEP,
     LIFT_CLEARANCE,
     LIFT_HOLD_STEPS,
+    PENETRATION,
     PUSH_BEHIND,
     PUSH_TOLERANCE,
     REACH_TOLERANCE,
     SOFT_LIMIT,
+    START_TRIES,
 )
 from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, uniform
 
-START_TRIES = 5  # draws of the start pose before falling back to the noiseless one
 GOAL_COLOUR = np.array([0.2, 0.9, 0.3, 0.45], dtype=np.float32)
 
 
@@ -152,7 +153,7 @@ class Franka(NativeTask):
         return q
 
     def penetrating(self, qpos: Tensor, rows: Tensor) -> Tensor:
-        """[k] bool: the arm at qpos [k, nq] (worlds ``rows`` [k]) touches the table or the cube (over 0.1 mm)."""
+        """[k] bool: the arm at qpos [k, nq] (worlds ``rows`` [k]) touches the table or the cube (over PENETRATION)."""
         if self._scratch is None:
             model = copy.copy(self.model)  # its cube is resized per world below
             self._scratch = (model, mujoco.MjData(model))
@@ -161,12 +162,9 @@ class Franka(NativeTask):
         out = torch.zeros(len(rows), dtype=torch.bool)
         for i, row in enumerate(qpos.cpu().numpy()):
             if size is not None:
-                model.geom_size[self.cube_geom] = size[i] / 2
-                model.geom_rbound[self.cube_geom] = float(np.linalg.norm(model.geom_size[self.cube_geom]))
-                model.geom_aabb[self.cube_geom, 3:] = size[i] / 2
+                scene.resize_cube(model, float(size[i]))
             data.qpos[:] = row
-            mujoco.mj_fwdPosition(model, data)
-            out[i] = any(data.contact[c].dist < -1e-4 for c in range(data.ncon))
+            out[i] = scene.penetrating(model, data, PENETRATION)
         return out.to(self.device)
 
     _scratch: tuple[mujoco.MjModel, mujoco.MjData] | None = None

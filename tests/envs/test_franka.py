@@ -151,6 +151,25 @@ def test_resets_place_arm_and_cube_where_the_config_says_without_penetration():
         assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon)), i
 
 
+def test_the_numpy_controller_draws_episodes_as_the_task_does_cube_size_included_without_penetration():
+    # deploy-sim's episodes: the cube resized in the model, start poses redrawn when they touch something
+    cfg = FrankaConfig(cube_size=(0.04, 0.06), cube_low=(0.45, -0.05), cube_high=(0.55, 0.1), init_joint_noise=0.4)
+    model = scene.scene_model(cfg, cube=True)
+    data = mujoco.MjData(model)
+    controller = ArmTask(FrankaPush.gym_id, cfg, model, {})
+    rng, sizes = np.random.default_rng(0), []
+    for _ in range(40):
+        episode = controller.reset(data, rng)
+        sizes.append(episode.cube_size)
+        assert np.allclose(model.geom_size[model.geom("cube").id], episode.cube_size / 2)
+        assert math.isclose(controller.cube(data)[2], episode.cube_size / 2, abs_tol=1e-9)
+        assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon))
+        q = data.qpos[controller.arm_qpos]
+        assert (np.abs(q - np.array(scene.PREGRASP)) <= 0.4 + 1e-12).all()
+        assert np.array_equal(episode.target_q, q)
+    assert 0.04 <= min(sizes) < max(sizes) <= 0.06
+
+
 def test_the_same_seed_gives_the_same_episode():
     def run(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         env = arm(FrankaLift, n=3)
