@@ -107,12 +107,21 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return ckpt
 
 
-def checkpoint_config(ckpt: dict[str, Any], path: Path) -> Config:
-    """The run's config, re-validated (a task or key that no longer exists is a clear error)."""
+def checkpoint_config(ckpt: dict[str, Any], path: Path, resume: bool = False) -> Config:
+    """The run's config, re-validated (a task or key that no longer exists is a clear error).
+
+    Unless ``resume``, a run trained on the gpu backend is evaluated, rendered and exported on
+    this machine's backend for its native task (``auto``: MuJoCo Warp where there is CUDA, else
+    mujoco.batch); a resumed run keeps the backend it was trained on.
+    """
     import envs
 
+    data = ckpt["config"]
+    task = data.get("task") if isinstance(data, dict) else None
+    if not resume and isinstance(task, dict) and task.get("backend") == "gpu":
+        data = {**data, "task": {**task, "backend": "auto"}}
     try:
-        cfg = config_from_dict(ckpt["config"], f"config in checkpoint {path}", saved=True)
+        cfg = config_from_dict(data, f"config in checkpoint {path}", saved=True)
         envs.check_env_id(cfg.task.id)
     except PolicylabError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
@@ -145,8 +154,12 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
 
 
-def load_run_checkpoint(run: str | Path, which: str = "latest") -> tuple[Path, dict[str, Any], Config, Path]:
+def load_run_checkpoint(
+    run: str | Path, which: str = "latest", resume: bool = False
+) -> tuple[Path, dict[str, Any], Config, Path]:
     """(checkpoint path, checkpoint, config, run directory) of a run, checked against the run.
+
+    ``resume``: the config as trained (see :func:`checkpoint_config`).
 
     A checkpoint whose task differs from the run's ``config.yaml`` (copied in from
     another run) is a CheckpointError naming both tasks.
@@ -155,7 +168,7 @@ def load_run_checkpoint(run: str | Path, which: str = "latest") -> tuple[Path, d
 
     path = resolve_checkpoint(run, which)
     ckpt = load_checkpoint(path)
-    cfg = checkpoint_config(ckpt, path)
+    cfg = checkpoint_config(ckpt, path, resume=resume)
     run_dir = run_dir_of(path)
     saved = run_dir / "config.yaml"
     if saved.is_file():

@@ -22,7 +22,7 @@ def _train(args: argparse.Namespace) -> int:
     from app.config import apply_overrides, config_from_dict, config_to_dict, load_config
 
     if args.resume:
-        _, ckpt, cfg, run_dir = load_run_checkpoint(args.resume, "latest")
+        _, ckpt, cfg, run_dir = load_run_checkpoint(args.resume, "latest", resume=True)
         if args.overrides:
             cfg = config_from_dict(apply_overrides(config_to_dict(cfg), args.overrides), "command line", saved=True)
         _select_backend_for_videos(cfg.train.video_every)

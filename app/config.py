@@ -24,10 +24,12 @@ import yaml
 
 from app.algorithms import ALGORITHMS
 from app.algorithms.trpo import TRPOConfig
-from app.errors import ConfigError, TaskError
+from app.errors import ConfigError, PolicylabError, TaskError
 from app.params import param
 from envs import is_env_id
 from envs.config import RandomizationConfig, TaskConfig  # noqa: F401 (the task section, owned by envs)
+from envs.placement import DEVICE_CHOICES, DEVICE_NAME, resolve_placement
+from envs.registration import NATIVE_TASK_IDS
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
 
@@ -76,7 +78,18 @@ class TrainConfig:
     total_steps: int = param(1_000_000, "environment steps to train for (all envs together)", low=1)
     steps_per_env: int = param(256, "rollout length per environment per iteration (batch = num_envs x this)", low=1)
     seed: int = param(0, "seed of environments, initialization and sampling", low=0)
-    device: Literal["auto", "cpu", "cuda"] = param("auto", "networks device (auto: cuda if torch sees one)")
+    device: str = param(
+        "auto",
+        "where the run lives: auto (the backend's own: cuda:0 for gpu, else cpu), cpu, cuda or cuda:N; the gpu "
+        "backend simulates on it too (see envs/placement.py)",
+    )
+    minutes: float | None = param(
+        None,
+        "wall-clock budget: end the run cleanly (final evaluation, checkpoint, report) after this many minutes, "
+        "start-up included, or at total_steps, whichever comes first (null: no limit)",
+        low=0.0,
+        low_open=True,
+    )
     torch_threads: int = param(1, "torch CPU threads while collecting (0: torch's default)", low=0)
     update_threads: int = param(
         0, "torch CPU threads for the update, while the simulator is idle (0: one per available core)", low=0
@@ -95,6 +108,11 @@ class TrainConfig:
     )
     video_width: int = param(320, "width of training videos in pixels (even)", low=16, high=4096)
     video_height: int = param(240, "height of training videos in pixels (even)", low=16, high=4096)
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not DEVICE_NAME.fullmatch(self.device):
+            return [("device", f"unknown device {self.device!r}; valid: {DEVICE_CHOICES}")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,12 @@ def load_config(
     ``algo.name=...`` override) picks another algorithm than the task file's: its settings for
     this task come from ``configs/<algo>/<task>.yaml`` where that file exists (tuned), else
     from the algorithm's defaults; the pair file may also set any other section.
+
+    Settings per backend: a file's top-level ``cpu:`` and ``gpu:`` sections hold the settings used
+    when the run's backend resolves to that one (``gym`` runs take ``cpu``'s). The layers, each over
+    the one before: the task file, its section for the backend, then (another algorithm) the pair
+    file and its section for the backend, then the command line. The backend is resolved first,
+    from ``task.backend`` and ``train.device`` (:mod:`envs.placement`), and the config records it.
     """
     overrides = list(overrides)
     for item in [o for o in overrides if o.partition("=")[0].strip() == "algo.name"]:
@@ -150,9 +174,15 @@ def load_config(
         source = f"task {task}"
     else:
         raise unknown_task_error(task, configs_dir)
+    data, profiles = split_profiles(data, source)
     task_section = data.setdefault("task", {})
     if isinstance(task_section, dict):
         task_section.setdefault("name", task.replace(":", "-").replace("/", "-"))
+    backend = placement_backend(data, overrides, source)
+    profile = "gpu" if backend == "gpu" else "cpu"
+    if profile in profiles:
+        data = overlay(data, profiles[profile])
+        source = f"{source} ({profile} settings)"
     base_algo = data.get("algo", {}).get("name", "trpo") if isinstance(data.get("algo"), dict) else None
     if algo is not None and algo != base_algo:
         if not isinstance(algo, str) or algo not in ALGORITHMS:
@@ -160,18 +190,89 @@ def load_config(
         data["algo"] = {"name": algo}
         pair = configs_dir / algo / f"{task}.yaml"
         if pair.is_file():
-            data = merge_sections(data, read_yaml(pair))
-            source = f"{source} + {pair}"
+            pair_data, pair_profiles = split_profiles(read_yaml(pair), str(pair))
+            data = overlay(overlay(data, pair_data), pair_profiles.get(profile, {}))
+            source = f"{source} + {pair}" + (f" ({profile} settings)" if profile in pair_profiles else "")
+    if backend is not None:
+        data = merge_sections(data, {"task": {"backend": backend}})  # the config records the resolved backend
     cfg = config_from_dict(data, source)  # errors here are the files'
     if not overrides:
         return cfg
-    return config_from_dict(apply_overrides(data, overrides), f"command line (over {source})")
+    with_overrides = apply_overrides(data, overrides)
+    if backend is not None:
+        with_overrides = merge_sections(with_overrides, {"task": {"backend": backend}})
+    return config_from_dict(with_overrides, f"command line (over {source})")
+
+
+# Top-level sections of a task or pair file that hold one backend's settings.
+PROFILES = ("cpu", "gpu")
+# Keys that decide the backend, so no backend's settings may set them.
+PLACEMENT_KEYS = (("task", "backend"), ("task", "id"), ("train", "device"))
+
+
+def split_profiles(data: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A file's settings for every backend, and its ``cpu:`` / ``gpu:`` sections (each a mapping of sections)."""
+    common = {key: value for key, value in data.items() if key not in PROFILES}
+    profiles: dict[str, dict[str, Any]] = {}
+    for name in PROFILES:
+        if name not in data:
+            continue
+        profile = data[name] if data[name] is not None else {}
+        if not isinstance(profile, dict):
+            raise ConfigError(
+                f"{source}: {name}: must be a mapping of sections (task, policy, value, advantage, algo, train): "
+                f"the settings used when the backend resolves to {name}"
+            )
+        for section, key in PLACEMENT_KEYS:
+            if isinstance(profile.get(section), dict) and key in profile[section]:
+                raise ConfigError(
+                    f"{source}: {name}.{section}.{key}: the backend's settings cannot set what picks the backend; "
+                    f"set {section}.{key} at the top of the file"
+                )
+        profiles[name] = profile
+    return common, profiles
+
+
+def overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``over`` merged in (:func:`merge_sections`); an ``algo`` section naming another
+    algorithm than ``base``'s replaces base's algo section instead of merging into it."""
+    new_algo, old_algo = over.get("algo"), base.get("algo")
+    named = isinstance(new_algo, dict) and "name" in new_algo and isinstance(old_algo, dict)
+    if named and new_algo["name"] != old_algo.get("name", "trpo"):
+        base = {**base, "algo": {}}
+    return merge_sections(base, over)
+
+
+def placement_backend(data: dict[str, Any], overrides: typing.Sequence[str], source: str) -> str | None:
+    """The backend a run of ``data`` with ``overrides`` resolves to (None where a key is malformed: typing says why).
+
+    Only ``task.backend``, ``task.id`` and ``train.device`` take part; a device this machine lacks is a
+    ConfigError naming where it was asked for.
+    """
+    keys = {".".join(k) for k in PLACEMENT_KEYS}
+    picked = [o for o in overrides if o.partition("=")[0].strip() in keys]
+    try:
+        peek = apply_overrides(data, picked)
+    except ConfigError:
+        return None
+    task, train = peek.get("task", {}), peek.get("train", {})
+    if not isinstance(task, dict) or not isinstance(train, dict):
+        return None
+    backend, task_id, device = task.get("backend", "gym"), task.get("id", ""), train.get("device", "auto")
+    valid_backend = backend in get_args(get_type_hints(TaskConfig)["backend"])
+    if not (valid_backend and isinstance(task_id, str) and isinstance(device, str) and DEVICE_NAME.fullmatch(device)):
+        return None
+    try:
+        return resolve_placement(backend, task_id in NATIVE_TASK_IDS, device).backend
+    except PolicylabError as exc:
+        where = "command line" if any(o.startswith("train.device") for o in picked) else source
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def tuned_algorithms(task: str, configs_dir: Path = CONFIGS_DIR) -> list[str]:
-    """The algorithms with settings for a shipped task: its file's own, then each configs/<algo>/<task>.yaml."""
-    data = read_yaml(configs_dir / f"{task}.yaml")
-    own = data.get("algo", {}).get("name", "trpo") if isinstance(data.get("algo"), dict) else "trpo"
+    """The algorithms with settings for a shipped task here: its own (this machine's backend's), then each
+    configs/<algo>/<task>.yaml."""
+    own = load_config(task, configs_dir=configs_dir).algo.name
     return [own] + [name for name in ALGORITHMS if name != own and (configs_dir / name / f"{task}.yaml").is_file()]
 
 

@@ -14,6 +14,10 @@ def _number(value: Any, fmt: str = ".1f") -> str:
     return format(value, fmt) if isinstance(value, int | float) and math.isfinite(value) else "-"
 
 
+def _minutes(seconds: Any) -> float | None:
+    return seconds / 60 if isinstance(seconds, int | float) else None
+
+
 def write_report(run_dir: Path) -> Path:
     """Write ``run_dir/report.md`` from summary.json, eval.json, config.yaml, plots/ and videos/."""
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
@@ -35,6 +39,12 @@ def write_report(run_dir: Path) -> Path:
         f"| best return (deterministic) | {_number(summary.get('best_eval_return'))} |",
         f"| env-steps/s | {_number(summary.get('steps_per_s'), ',.0f')} |",
         f"| wall time | {_number(wall / 60 if isinstance(wall, int | float) else None)} min |",
+        f"| start-up (environments, kernel compiles) | {_number(summary.get('startup_time'))} s |",
+        f"| run time, start-ups included | {_number(_minutes(summary.get('run_time')))} min "
+        f"(ended by {summary.get('stopped_by', '-')}) |",
+        f"| placement | {summary.get('placement', '-')} |",
+        f"| unstable resets | {summary.get('unstable_resets', '-')} of {summary.get('episodes', '-')} episodes "
+        f"({_number(100 * summary['unstable_reset_rate'] if 'unstable_reset_rate' in summary else None, '.2f')}%) |",
         f"| finished | {summary.get('finished', '-')} |",
     ]
     if evaluation:

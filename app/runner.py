@@ -53,20 +53,6 @@ def new_run_dir(cfg: Config) -> Path:
     return path
 
 
-def resolve_device(name: str, env: VecEnv) -> torch.device:
-    """``auto``: the envs' device when they are on CUDA (gpu backend), else CUDA when torch sees one, else cpu.
-
-    With ``task.backend: auto`` the backend follows the same rule (gpu on a CUDA machine, cpu otherwise).
-    """
-    if name == "auto":
-        if env.device.type == "cuda":
-            return env.device
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device: cuda was requested but torch sees no CUDA device; valid here: auto, cpu")
-    return torch.device(name)
-
-
 class GracefulStop:
     """First SIGINT/SIGTERM: finish the iteration, checkpoint and return. Second: abort at once."""
 
@@ -107,6 +93,7 @@ class Trainer:
     """Owns the networks, the environments and the loop state of one run."""
 
     def __init__(self, cfg: Config, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
+        self.started = time.monotonic()  # train.minutes counts from here: start-up (kernel compiles) included
         self.cfg, self.run_dir = cfg, Path(run_dir)
         if cfg.train.video_every:
             from app.video import RenderError, check_size
@@ -118,8 +105,13 @@ class Trainer:
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
         torch.manual_seed(cfg.train.seed)
-        self.env = envs.make(cfg.task)
-        self.device = resolve_device(cfg.train.device, self.env)
+        # One decision of where the run lives: the simulator is built on it, the networks follow it.
+        self.placement = envs.placement_of(cfg.task, cfg.train.device)
+        self.placement_line = self.placement.describe(cfg.task.num_envs)
+        if cfg.train.progress != "none":
+            print(self.placement_line, flush=True)
+        self.env = envs.make(cfg.task, where=self.placement)
+        self.device = self.placement.device
         self.policy = build_policy(cfg, self.env).to(self.device)
         value_cfg = cfg.value
         self.value = make_value(
@@ -135,6 +127,8 @@ class Trainer:
         # The last algo.reuse_rollouts rollouts (with the rewards as scaled when collected), newest first.
         self.past: deque[tuple[Rollout, torch.Tensor]] = deque(maxlen=self.algo.reuse_rollouts)
         self.iteration, self.env_steps, self.wall_time = 0, 0, 0.0
+        self.episodes, self.unstable = 0, 0  # episodes ended, and of them unstable resets, over the run
+        self.earlier_run_time = 0.0  # seconds the earlier sessions of a resumed run took, start-ups included
         self.best_eval, self.best_eval_steps, self.bad_updates = -math.inf, 0, 0
         self.recent: deque[tuple[float, int]] = deque(maxlen=RECENT_EPISODES)
         self.revision = code_revision()
@@ -144,6 +138,8 @@ class Trainer:
         self.resume_note = ""
         if checkpoint is not None:
             self.load_state_dict(checkpoint)
+        self._unstable_seen = self.env.unstable_resets
+        self.startup_time = time.monotonic() - self.started  # building the envs, compiling kernels, networks
 
     # -- one iteration -------------------------------------------------------
 
@@ -158,6 +154,10 @@ class Trainer:
         self.env_steps += steps
         self.iteration += 1
         self.recent.extend(episodes)
+        unstable = self.env.unstable_resets - self._unstable_seen
+        self._unstable_seen = self.env.unstable_resets
+        self.episodes += len(episodes)
+        self.unstable += unstable
         collected = time.perf_counter()
         if rollout.is_finite():
             with update_threads(cfg.train):
@@ -175,6 +175,8 @@ class Trainer:
             "episode_length": sum(n for _, n in self.recent) / len(self.recent) if self.recent else math.nan,
             "episodes": len(episodes),
             "unstable_resets": self.env.unstable_resets,
+            # the share of this rollout's ended episodes that were resets of unstable (or overflowing) worlds
+            "unstable_reset_rate": unstable / len(episodes) if episodes else 0.0,
             **rollout.env_stats,  # reward terms' means, statistics of the episodes that ended (success ...)
         }
         return row | metrics
@@ -247,7 +249,9 @@ class Trainer:
         """Deterministic evaluation (``train.eval_episodes`` episodes unless given) on the evaluation seeds."""
         episodes = episodes or self.cfg.train.eval_episodes
         if self._eval_env is None:
-            self._eval_env = envs.make(self.cfg.task, num_envs=evaluation_envs(episodes), evaluation=True)
+            self._eval_env = envs.make(
+                self.cfg.task, num_envs=evaluation_envs(episodes), evaluation=True, where=self.placement
+            )
         self.policy.eval()
         result = evaluate_policy(self.policy, self._eval_env, episodes, self.cfg.train.seed + EVAL_SEED_OFFSET)
         self.policy.train()
@@ -274,17 +278,20 @@ class Trainer:
             )
         )
         last_row: dict[str, Any] = {}
+        logger.message(f"start-up {self.startup_time:.1f} s (environments, kernel compiles, networks)")
+        final = self.env_steps >= tcfg.total_steps  # a budget in minutes still gets one iteration per session
         try:
             with stop:
-                while self.env_steps < tcfg.total_steps and not stop.requested:
+                while not final and not stop.requested:
                     start = time.perf_counter()
                     row = self.iterate()
-                    final = self.env_steps >= tcfg.total_steps
+                    final = self.out_of_budget()
                     evaluate = (tcfg.eval_every and self.iteration % tcfg.eval_every == 0) or final
                     if evaluate and not row["update_rejected"]:
                         row |= self.evaluate()
                     self.wall_time += time.perf_counter() - start
                     row["wall_time"] = self.wall_time
+                    row["run_time"] = self.run_time()
                     logger.log(row)
                     if tcfg.video_every and self.iteration % tcfg.video_every == 0 and not row["update_rejected"]:
                         self.record_video(logger)
@@ -294,21 +301,33 @@ class Trainer:
                         continue
                     self.bad_updates = 0
                     self._save_checkpoints(row, final)
-            finished = not stop.requested and self.env_steps >= tcfg.total_steps
-            if finished and last_row and not last_row["update_rejected"] and tcfg.eval_episodes < FINAL_EVAL_EPISODES:
+            finished = final and bool(last_row) and not last_row["update_rejected"]
+            if finished and tcfg.eval_episodes < FINAL_EVAL_EPISODES:
                 # the final policy is what eval, render and export use: the summary judges it on more episodes
                 last_row = last_row | self.evaluate(FINAL_EVAL_EPISODES)
-            if stop.requested:
+            if finished and self.env_steps < tcfg.total_steps:
+                logger.message(f"train.minutes={tcfg.minutes:g} reached at {self.env_steps:,} steps")
+            if stop.requested and not finished:
                 save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "latest.pt")
                 logger.message(f"stopped at {self.env_steps:,} steps; resume with: make train resume={self.run_dir}")
         finally:
             logger.close()
             self.close()
-        summary = self._summary(last_row, finished=not stop.requested)
+        summary = self._summary(last_row, finished=final and (finished or not stop.requested))
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if summary["finished"]:
             self._write_curve_and_report()
         return summary
+
+    def run_time(self) -> float:
+        """Seconds this run has taken: earlier sessions' and this one's since the trainer was built (start-up in)."""
+        return self.earlier_run_time + time.monotonic() - self.started
+
+    def out_of_budget(self) -> bool:
+        """Whether the run is over: ``train.total_steps`` reached or ``train.minutes`` spent."""
+        tcfg = self.cfg.train
+        spent = tcfg.minutes is not None and self.run_time() >= 60.0 * tcfg.minutes
+        return self.env_steps >= tcfg.total_steps or spent
 
     def _write_curve_and_report(self) -> None:
         """plots/learning_curve.png and report.md; a failure here never costs the finished run."""
@@ -375,7 +394,14 @@ class Trainer:
             "iterations": self.iteration,
             "env_steps": self.env_steps,
             "wall_time": self.wall_time,
+            "run_time": self.run_time(),
+            "startup_time": self.startup_time,
+            "placement": self.placement_line,
+            "stopped_by": "total_steps" if self.env_steps >= self.cfg.train.total_steps else "minutes",
             "steps_per_s": self.env_steps / self.wall_time if self.wall_time else math.nan,
+            "episodes": self.episodes,
+            "unstable_resets": self.unstable,
+            "unstable_reset_rate": self.unstable / self.episodes if self.episodes else 0.0,
             "final_eval_return": row.get("eval_return", math.nan) if finished else math.nan,
             "final_eval_return_std": row.get("eval_return_std", math.nan) if finished else math.nan,
             "best_eval_return": self.best_eval if math.isfinite(self.best_eval) else None,
@@ -417,6 +443,9 @@ class Trainer:
                 "iteration": self.iteration,
                 "env_steps": self.env_steps,
                 "wall_time": self.wall_time,
+                "run_time": self.run_time(),
+                "episodes": self.episodes,
+                "unstable": self.unstable,
                 "best_eval": self.best_eval,
                 "best_eval_steps": self.best_eval_steps,
                 "bad_updates": self.bad_updates,
@@ -440,6 +469,8 @@ class Trainer:
             self.iteration, self.env_steps = int(runner["iteration"]), int(runner["env_steps"])
             self.wall_time, self.best_eval = float(runner["wall_time"]), float(runner["best_eval"])
             self.best_eval_steps = int(runner.get("best_eval_steps", 0))
+            self.earlier_run_time = float(runner.get("run_time", self.wall_time))
+            self.episodes, self.unstable = int(runner.get("episodes", 0)), int(runner.get("unstable", 0))
             self.bad_updates = int(runner["bad_updates"])
             self.recent.extend((float(r), int(n)) for r, n in runner["recent"])
             self.generator.set_state(runner["generator"])

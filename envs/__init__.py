@@ -20,6 +20,8 @@ import gymnasium
 
 from envs.config import RandomizationConfig, TaskConfig
 from envs.errors import PolicylabError, TaskError
+from envs.placement import Placement, resolve_placement
+from envs.placement import resolve_backend as resolve_placement_backend
 from envs.registration import NATIVE_TASK_IDS, OWN_TASKS, register_native_tasks
 from envs.vecenv import VecEnv
 
@@ -29,32 +31,29 @@ if TYPE_CHECKING:
 register_native_tasks()  # policylab/Hopper-v0 ... for other libraries
 
 
-def resolve_backend(task: TaskConfig) -> str:
-    """The backend ``task`` runs on: ``task.backend``, with ``auto`` resolved.
-
-    ``auto``: a native task runs on ``gpu`` where torch sees a CUDA device and
-    mujoco-warp is installed, else on ``cpu``; any other id on ``gym``.
-    """
-    if task.backend != "auto":
-        return task.backend
-    if task.id not in NATIVE_TASK_IDS:
-        return "gym"
-    import torch
-
-    from envs.config import gpu_backend_missing
-
-    return "gpu" if torch.cuda.is_available() and not gpu_backend_missing() else "cpu"
+def placement_of(task: TaskConfig, device: str = "auto") -> Placement:
+    """Where a run of ``task`` lives with ``train.device`` = ``device``: see :mod:`envs.placement`."""
+    return resolve_placement(task.backend, task.id in NATIVE_TASK_IDS, device)
 
 
-def make(task: TaskConfig, num_envs: int | None = None, evaluation: bool = False) -> VecEnv:
+def resolve_backend(task: TaskConfig, device: str = "auto") -> str:
+    """The backend ``task`` runs on: ``task.backend``, with ``auto`` resolved (see :mod:`envs.placement`)."""
+    return resolve_placement_backend(task.backend, task.id in NATIVE_TASK_IDS, device)[0]
+
+
+def make(
+    task: TaskConfig, num_envs: int | None = None, evaluation: bool = False, where: Placement | None = None
+) -> VecEnv:
     """Build the VecEnv a task config describes (``num_envs`` overrides the config's).
 
     ``evaluation``: the held-out variations of a task that has them (the driving tasks' tracks).
+    ``where``: the run's placement (default: :func:`placement_of` with ``train.device`` auto); a gpu
+    simulator is built on its device.
     """
     n = num_envs or task.num_envs
-    backend = resolve_backend(task)
-    if backend in ("cpu", "gpu"):
-        return make_native(task, n, backend, evaluation=evaluation)
+    where = where or placement_of(task)
+    if where.backend in ("cpu", "gpu"):
+        return make_native(task, n, where.backend, evaluation=evaluation, device=where.simulator_device)
     if task.randomization.enabled:
         raise TaskError(
             f"task {task.name or task.id}: task.randomization needs task.backend: cpu or gpu (the native tasks); "
@@ -77,9 +76,16 @@ def make(task: TaskConfig, num_envs: int | None = None, evaluation: bool = False
         raise TaskError(f"task {task.name or task.id}: cannot build environment {task.id}: {exc}") from None
 
 
-def make_native(task: TaskConfig, num_envs: int, backend: str | None = None, evaluation: bool = False) -> VecEnv:
-    """A native backend (``backend``, default ``task.backend``): the native version of ``task.id`` on its simulator."""
+def make_native(
+    task: TaskConfig, num_envs: int, backend: str | None = None, evaluation: bool = False, device: str | None = None
+) -> VecEnv:
+    """A native backend (``backend``, default ``task.backend``): the native version of ``task.id`` on its simulator.
+
+    ``device``: the gpu simulator's Warp device (``cuda:N`` or ``cpu``; None: the gpu backend's default).
+    """
     backend = backend or task.backend
+    if backend == "gpu" and device is None:
+        device = resolve_placement("gpu", native=True).simulator_device
     if task.id not in NATIVE_TASK_IDS:
         raise TaskError(
             f"task {task.name or task.id}: task.backend {backend} has no native version of '{task.id}'; "
@@ -101,6 +107,7 @@ def make_native(task: TaskConfig, num_envs: int, backend: str | None = None, eva
             nthread=task.num_threads,
             nconmax=task.nconmax,
             njmax=task.njmax,
+            device=device,
             options=task_options(task),
         )
     except ImportError as exc:
@@ -175,6 +182,7 @@ def check_env_id(env_id: str) -> None:
 
 
 __all__ = [
+    "Placement",
     "PolicylabError",
     "RandomizationConfig",
     "TaskConfig",
@@ -185,5 +193,6 @@ __all__ = [
     "make",
     "make_native",
     "make_single",
+    "placement_of",
     "resolve_backend",
 ]

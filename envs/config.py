@@ -71,9 +71,9 @@ class TaskConfig:
     id: str = param("", "Gymnasium id (Hopper-v5) or dm_control suite task (dmc:walker-walk)")
     backend: Literal["gym", "cpu", "gpu", "auto"] = param(
         "gym",
-        "simulation backend: cpu = native task on mujoco.batch, gpu = native task on MuJoCo Warp (CUDA, or "
-        "Warp's CPU device without one), auto = gpu where torch sees CUDA and mujoco-warp is installed, else cpu "
-        "(gym for non-native ids), gym = Gymnasium vector envs",
+        "simulation backend: cpu = native task on mujoco.batch, gpu = native task on MuJoCo Warp (on "
+        "train.device: CUDA, or Warp's CPU device), auto = gpu where torch sees CUDA and mujoco-warp is installed "
+        "(and train.device is not cpu), else cpu (gym for non-native ids), gym = Gymnasium vector envs",
     )
     num_envs: int = param(8, "number of environments stepped in parallel", low=1)
     num_threads: int = param(0, "cpu backend: simulation threads (0: one per available core)", low=0)
@@ -107,19 +107,12 @@ class TaskConfig:
                     "use task.backend: gym",
                 )
             ]
+        from envs.placement import gpu_backend_missing
+
         missing = gpu_backend_missing()
         if missing:
             return [("backend", f"gpu needs {missing}; install them with pip install -e '.[gpu]', or use cpu")]
         return []
-
-
-def gpu_backend_missing() -> str:
-    """The packages of the gpu backend that are not installed ('' if none), without importing them."""
-    from importlib.util import find_spec
-
-    return " and ".join(
-        name for name, module in (("mujoco-warp", "mujoco_warp"), ("warp-lang", "warp")) if not find_spec(module)
-    )
 
 
 __all__ = ["RandomizationConfig", "TaskConfig", "param"]

@@ -74,7 +74,8 @@ def test_bad_config_files_name_the_file_key_and_valid_values(tmp_path, text, mes
 
 
 def test_bad_overrides_name_the_command_line():
-    with pytest.raises(ConfigError, match=r"command line \(over .*hopper.yaml\): algo.max_kl: must be > 0.0, got 0.0"):
+    source = r"command line \(over .*hopper.yaml \(cpu settings\)\)"
+    with pytest.raises(ConfigError, match=source + r": algo.max_kl: must be > 0.0, got 0.0"):
         load_config("hopper", ["algo.max_kl=0"])
     with pytest.raises(ConfigError, match="must look like section.key=value"):
         load_config("hopper", ["algo.max_kl"])

@@ -104,7 +104,7 @@ def assert_resume_is_exact(tmp_path: Path, task: str, overrides: list[str], step
     for part in ("policy", "value"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
-    timing = {"wall_time", "steps_per_s", "collect_time", "update_time"}
+    timing = {"wall_time", "run_time", "steps_per_s", "collect_time", "update_time"}
     rows_a, rows_b = read_progress(run_a), read_progress(run_b)
     assert len(rows_a) == len(rows_b) == iterations
     for ra, rb in zip(rows_a, rows_b, strict=True):

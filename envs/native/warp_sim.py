@@ -75,9 +75,10 @@ def import_warp() -> Any:
 
 
 def default_device() -> str:
-    """``cuda:0`` when both torch and Warp see a CUDA device, else Warp's ``cpu`` device."""
-    wp = import_warp()
-    return "cuda:0" if torch.cuda.is_available() and wp.is_cuda_available() else "cpu"
+    """The gpu backend's device when none is named: :mod:`envs.placement`'s rule (CUDA where torch sees it)."""
+    from envs.placement import resolve_placement
+
+    return resolve_placement("gpu", native=True).simulator_device
 
 
 class WarpSim:

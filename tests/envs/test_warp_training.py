@@ -58,3 +58,40 @@ def test_the_gpu_backend_is_checked_at_config_load(tmp_path):
     cfg = load_config("hopper", ["task.backend=auto"])
     assert resolve_backend(cfg.task) == ("gpu" if torch.cuda.is_available() else "cpu")
     assert resolve_backend(load_config("hopper", ["task.backend=auto", "task.id=CartPole-v1"]).task) == "gym"
+
+
+def test_the_gpu_settings_train_on_warps_cpu_device_and_the_run_serves_a_machine_without_mujoco_warp(
+    tmp_path, monkeypatch
+):
+    """hopper's gpu settings as shipped (PPO, KL-adaptive, 512-256-128 ELU), shrunk in size only: 8 worlds x 8
+    steps with 4 minibatches a rollout (shipped: 4096 x 24, 4 minibatches), 2 iterations, on Warp's CPU device.
+    The run then evaluates, renders and exports where the gpu backend cannot run: on mujoco.batch."""
+    import csv
+
+    import envs.placement
+    from app.evaluate import evaluate_run
+    from app.export import export_run
+    from app.video import render_run
+
+    shrink = ["task.num_envs=8", "train.steps_per_env=8", "algo.minibatch_size=16", "train.total_steps=128"]
+    quiet = ["train.eval_episodes=1", "train.progress=none", f"train.runs_dir={tmp_path}"]
+    cfg = load_config("hopper", ["task.backend=gpu", *shrink, *quiet])
+    assert (cfg.algo.name, cfg.algo.lr_schedule, cfg.policy.hidden_sizes) == ("ppo", "kl_adaptive", (512, 256, 128))
+    trainer = Trainer(cfg, new_run_dir(cfg))
+    assert trainer.env.sim.device == trainer.device == torch.device("cpu")  # one device: Warp's CPU device
+    assert type(trainer.env.sim).__name__ == "WarpSim"
+    summary = trainer.run()
+    assert summary["finished"] and summary["env_steps"] == 128 and summary["iterations"] == 2
+    run = Path(summary["run_dir"])
+    with (run / "progress.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [float(r["unstable_reset_rate"]) for r in rows] == [0.0, 0.0]
+    assert summary["startup_time"] > 0 and "backend gpu" in summary["placement"]
+
+    monkeypatch.setattr(envs.placement, "gpu_backend_missing", lambda: "mujoco-warp")  # a CPU-only laptop
+    _, result = evaluate_run(run, episodes=2)
+    assert result["episodes"] == 2 and all(length >= 1 for length in result["lengths"])
+    export = export_run(run, eval_episodes=1)
+    assert (export.folder / "policy.onnx").is_file()
+    ((video, episode),) = render_run(run, episodes=1, width=64, height=48)
+    assert video.is_file() and episode.length >= 1
