@@ -1,5 +1,6 @@
 # policylab: every target is a thin call of `python -m app`.
 #   make train task=hopper [algo=ppo] [key=value ...]    make train resume=runs/...
+#   make train task=humanoid train.minutes=5    (a wall-clock budget; on a CUDA machine the gpu settings)
 #   make eval run=runs/... [episodes=10]      make tasks      make test
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
@@ -8,9 +9,11 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# SETUP= (empty) skips the venv set-up: a machine without a package index, its python given as PY=python3.
+SETUP ?= setup
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
 OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
-	overlay=% PYTHON=%
+	overlay=% PYTHON=% PY=% SETUP=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
 .PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn bench-speed clean-venv
@@ -26,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-train: setup
+train: $(SETUP)
 ifdef resume
 	$(PY) -m app train --resume "$(resume)" $(OVERRIDES)
 else
