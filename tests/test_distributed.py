@@ -1,0 +1,172 @@
+"""Data-parallel training on torch.distributed (gloo, two ranks on this machine).
+
+The equivalence tests run every case of tests/distributed_cases.py on two ranks (each with half of the
+batch's environment columns) in one spawn of two processes, and compare with one process updating on the
+whole batch: the same update to float tolerance, and the two ranks bit-identical.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import pytest
+import torch
+
+from app import distributed
+from app.algorithms.base import standardize
+from app.algorithms.collective import SINGLE, DistributedError
+from app.errors import CheckpointError
+from app.rollout import RewardScaler
+from policies import RunningNormalizer
+from tests.distributed_cases import (
+    CASES,
+    COLUMNS,
+    OBS_DIM,
+    STEPS,
+    WORLD,
+    build,
+    local_to_global,
+    make_batch,
+    parameters,
+    rank_generator,
+    reward_columns,
+    statistic_rows,
+    worker,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """What each of two gloo ranks ended with (one spawn for every test of this module)."""
+    out = tmp_path_factory.mktemp("ranks")
+    torch.multiprocessing.spawn(worker, args=(free_port(), str(out)), nprocs=WORLD, join=True)
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(WORLD)]
+
+
+def aligned_order(per_rank_minibatch: int) -> Any:
+    """PPO's epoch order for one process on the whole batch: minibatch j is the union of both ranks' j-th
+    minibatches, drawn from the ranks' own generators (as the ranks draw them)."""
+    generators = [rank_generator(r) for r in range(WORLD)]
+    width = COLUMNS // WORLD
+
+    def order(size: int, generator: torch.Generator | None, device: Any) -> torch.Tensor:
+        perms = [
+            local_to_global(torch.randperm(STEPS * width, generator=g), r, STEPS, COLUMNS, WORLD)
+            for r, g in enumerate(generators)
+        ]
+        m = per_rank_minibatch
+        return torch.cat([torch.cat([p[j : j + m] for p in perms]) for j in range(0, STEPS * width, m)])
+
+    return order
+
+
+def reference(case: str) -> tuple[torch.Tensor, dict[str, float]]:
+    """One process, the whole batch: parameters after the update and its metrics."""
+    algo, policy, value = build(case)
+    batch = make_batch(policy)
+    if CASES[case][0] == "ppo":
+        algo.epoch_order = aligned_order(CASES[case][1]["minibatch_size"] // WORLD)
+    result = algo.update(batch, torch.Generator().manual_seed(0))
+    assert result.rejected is None
+    return parameters(policy, value), result.metrics
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_two_ranks_take_the_update_of_one_process_on_the_whole_batch(ranks, case):
+    expected, metrics = reference(case)
+    before = parameters(*build(case)[1:])
+    first, second = (r[case] for r in ranks)
+    assert first["rejected"] is None and second["rejected"] is None
+    assert torch.equal(first["params"], second["params"])  # the ranks stay identical
+    moved = (expected - before).abs().max().item()
+    assert moved > 1e-3  # the update does something, so agreeing with it means something
+    assert torch.allclose(first["params"], expected, rtol=1e-4, atol=1e-6), (
+        (first["params"] - expected).abs().max().item(),
+        moved,
+    )
+    for key in ("kl", "value_loss", "policy_loss", "approx_kl", "epochs", "line_search_fraction"):
+        if key in metrics:
+            assert first["metrics"][key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-7), key
+
+
+def test_the_ranks_statistics_are_those_of_the_concatenated_data(ranks):
+    rows = [statistic_rows(r) for r in range(WORLD)]
+    normalizer = RunningNormalizer(OBS_DIM)
+    normalizer.update(torch.ones(4, OBS_DIM) * 0.5 + torch.arange(4.0)[:, None])
+    normalizer.update(torch.cat(rows))  # merged moments: not the mean of the ranks' means
+    stats = [r["statistics"] for r in ranks]
+    for s in stats:
+        assert s["count"].item() == 4 + 50 + 29  # the NaN row is skipped
+        assert torch.allclose(s["mean"], normalizer.mean, rtol=1e-12, atol=1e-12)
+        assert torch.allclose(s["var"], normalizer.var, rtol=1e-12, atol=1e-12)
+    # a plain mean of the ranks' batch means would weight rank 1's 29 rows like rank 0's 50
+    naive = (rows[0].mean(0) + rows[1][torch.isfinite(rows[1]).all(1)].mean(0)).double() / 2
+    assert not torch.allclose(naive, torch.cat(rows)[torch.isfinite(torch.cat(rows)).all(1)].double().mean(0))
+
+    rewards, done = zip(*(reward_columns(r) for r in range(WORLD)), strict=True)
+    scaler = RewardScaler(5, gamma=0.9)
+    scaled = scaler(torch.cat(rewards, dim=1), torch.cat(done, dim=1))
+    assert stats[0]["reward_var"].item() == pytest.approx(scaler.var.item(), rel=1e-12)
+    assert torch.allclose(torch.cat([stats[0]["scaled"], stats[1]["scaled"]], dim=1), scaled, rtol=1e-6)
+
+    # advantages' standardization and a sample-weighted mean over unequal parts (80 entries, 50 and 30)
+    x = torch.cat([rows[0][:, 0], rows[1][:, 0]])
+    got = torch.cat([stats[0]["standardized"], stats[1]["standardized"]])
+    assert torch.allclose(got, standardize(x), rtol=1e-5, atol=1e-6)
+    assert stats[0]["weighted_mean"].item() == pytest.approx(x.mean().item(), rel=1e-5)
+
+
+def test_ranks_start_equal_stay_equal_and_collect_different_episodes(ranks):
+    first, second = (r["trainer"] for r in ranks)
+    assert torch.equal(first["start"], second["start"])  # rank 0's networks, broadcast
+    assert torch.equal(first["end"], second["end"])
+    assert not torch.equal(first["start"], first["end"])
+    assert torch.equal(first["normalizer"], second["normalizer"])
+    assert not torch.allclose(first["first_obs"], second["first_obs"])  # seeds per rank
+    assert first["env_steps"] == second["env_steps"] == 2 * (2 * 16) * WORLD  # steps summed over ranks
+    assert [row["env_steps"] for row in first["rows"]] == [64, 128]
+    # rank 0's checkpoint holds both ranks' environments and RNG states; the other ranks write nothing
+    assert second["distributed"] is None
+    saved = first["distributed"]
+    assert saved["world_size"] == WORLD and len(saved["ranks"]) == WORLD
+    assert torch.equal(saved["ranks"][0]["obs"], first["obs"]) and torch.equal(saved["ranks"][1]["obs"], second["obs"])
+    assert saved["ranks"][1]["env"] is not None
+
+
+def test_a_checkpoint_resumes_only_with_the_number_of_ranks_that_wrote_it():
+    ckpt = {"runner": {"obs": torch.zeros(1)}, "env": None, "distributed": {"world_size": 2, "ranks": [{}, {}]}}
+    with pytest.raises(CheckpointError, match="written by 2 rank.*make train nproc=2.*this run has 1"):
+        distributed.rank_view(ckpt, SINGLE)
+    plain = {"runner": {"obs": torch.zeros(1)}, "env": None}
+    assert distributed.rank_view(plain, SINGLE) is plain
+
+
+def test_rank_device_seed_and_the_one_process_default(monkeypatch):
+    assert distributed.rank_device(torch.device("cuda"), 3) == torch.device("cuda", 3)
+    assert distributed.rank_device(torch.device("cpu"), 3) == torch.device("cpu")
+    assert [distributed.rank_seed(5, r, 8) for r in range(3)] == [5, 13, 21]
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert distributed.start("auto") is SINGLE
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(DistributedError, match="WORLD_SIZE='two' is not an integer"):
+        distributed.start("auto")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    with pytest.raises(DistributedError, match="launch with torchrun"):
+        distributed.start("auto")
+    monkeypatch.setenv("POLICYLAB_DIST_TIMEOUT", "-1")
+    with pytest.raises(DistributedError, match="positive number of seconds"):
+        distributed.timeout_from_env()
+
+
+def test_the_one_process_collective_returns_its_input():
+    x = torch.randn(5)
+    assert SINGLE.sum(x) is x and SINGLE.mean(x, 5) is x and SINGLE.max(x) is x
+    assert SINGLE.share(64) == 64 and SINGLE.gather_objects(3) == [3] and SINGLE.all(False) is False
