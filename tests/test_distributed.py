@@ -7,7 +7,15 @@ whole batch: the same update to float tolerance, and the two ranks bit-identical
 
 from __future__ import annotations
 
+import csv
+import json
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +24,7 @@ import torch
 from app import distributed
 from app.algorithms.base import standardize
 from app.algorithms.collective import SINGLE, DistributedError
+from app.cli import main
 from app.errors import CheckpointError
 from app.rollout import RewardScaler
 from policies import RunningNormalizer
@@ -170,3 +179,97 @@ def test_the_one_process_collective_returns_its_input():
     x = torch.randn(5)
     assert SINGLE.sum(x) is x and SINGLE.mean(x, 5) is x and SINGLE.max(x) is x
     assert SINGLE.share(64) == 64 and SINGLE.gather_objects(3) == [3] and SINGLE.all(False) is False
+
+
+# ---------------------------------------------------------------------------
+# torchrun end to end: the shipped inverted-pendulum config on two ranks
+
+
+REPO = Path(__file__).resolve().parent.parent
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+
+def torchrun(args: list[str]) -> subprocess.Popen[str]:
+    """``torchrun <args>`` from the repository root, stdout and stderr together as text."""
+    env = os.environ | {"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        [str(TORCHRUN), *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def worker_with_rank(launcher: int, rank: int) -> int:
+    """The pid of the worker process of ``launcher`` (a torchrun) whose RANK is ``rank``."""
+    for child in Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split():
+        environ = Path(f"/proc/{child}/environ").read_bytes().split(b"\0")
+        if f"RANK={rank}".encode() in environ:
+            return int(child)
+    raise AssertionError(f"no worker with RANK={rank} under torchrun {launcher}")
+
+
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this python")
+def test_a_two_rank_run_learns_survives_a_killed_rank_and_resumes_on_two_nodes(tmp_path, capsys):
+    # the shipped config, its full budget; its 8 environments split over the 2 ranks (task.num_envs is per rank);
+    # evaluated at the end only (the CI's time)
+    overrides = [f"train.runs_dir={tmp_path}", "train.progress=log", "task.num_envs=4", "train.checkpoint_every=1"]
+    overrides.append("train.eval_every=0")
+    first = torchrun(
+        ["--standalone", "--nproc-per-node=2", "-m", "app", "train", "--task", "inverted_pendulum", *overrides]
+    )
+    assert first.stdout is not None
+    output = []
+    for line in first.stdout:
+        output.append(line)
+        if line.startswith("iter    45 "):
+            break
+    else:
+        pytest.fail("".join(output[-20:]))
+    killed_at = time.monotonic()
+    os.kill(worker_with_rank(first.pid, 1), signal.SIGKILL)  # rank 1 dies without a word
+    rest, _ = first.communicate(timeout=60)
+    ended = time.monotonic() - killed_at
+    output.append(rest)
+    text = "".join(output)
+    assert first.returncode != 0
+    assert ended < 30, ended  # the other rank and torchrun end at once, no hang
+    assert "lost contact with another rank" in text or "Signal 9 (SIGKILL)" in text, text[-2000:]
+    (run_dir,) = (tmp_path / "inverted_pendulum").iterdir()
+    saved = torch.load(run_dir / "checkpoints" / "latest.pt", weights_only=True)
+    assert saved["distributed"]["world_size"] == 2 and int(saved["runner"]["iteration"]) >= 44
+
+    # the multi-node path: two torchrun invocations meet at a c10d rendezvous and finish the run
+    port = free_port()
+    nodes = [
+        torchrun(
+            [
+                "--nnodes=2",
+                "--nproc-per-node=1",
+                "--rdzv-backend=c10d",
+                f"--rdzv-endpoint=127.0.0.1:{port}",
+                "--rdzv-id=resume-test",
+                "-m",
+                "app",
+                "train",
+                "--resume",
+                str(run_dir),
+                "train.update_threads=1",  # the two "machines" share this one's cores
+            ]
+        )
+        for _ in range(2)
+    ]
+    outputs = [node.communicate(timeout=240)[0] for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["finished"] and summary["env_steps"] >= 60_000
+    assert summary["final_eval_return"] >= 950.0, summary  # as one process learns it (tests/test_training.py)
+    with (run_dir / "progress.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, len(rows) + 1))  # one row per iteration
+    assert [int(r["env_steps"]) for r in rows] == [1024 * k for k in range(1, len(rows) + 1)]
+
+    # one process: refuses to resume it, evaluates and exports it
+    assert main(["train", "--resume", str(run_dir)]) == 2
+    assert "written by 2 rank(s)" in capsys.readouterr().err
+    assert main(["evaluate", str(run_dir), "--episodes", "3"]) == 0
+    assert json.loads((run_dir / "eval.json").read_text())["mean_return"] >= 950.0
+    assert main(["export", str(run_dir)]) == 0
+    assert (run_dir / "export" / "policy.onnx").is_file()

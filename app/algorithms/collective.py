@@ -13,6 +13,7 @@ x_global = sum_r n_r x_r / sum_r n_r, which is exact when ranks hold different b
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -108,8 +109,10 @@ class Collective:
 
 
 def lost_rank_error(rank: int, exc: BaseException) -> DistributedError:
-    """One line for a failed collective: who failed, the backend's first line, and how to continue."""
-    first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+    """One line for a failed collective: who failed, the backend's first sentence, and how to continue."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # gloo's "[.../pair.cc:537] " source location
+    first = text.split(". ")[0].rstrip(".")[:160]
     return DistributedError(
         f"rank {rank}: lost contact with another rank ({first}); stopping. "
         "The last checkpoint resumes the run with the same number of ranks (make train resume=<run> nproc=<n>)"
