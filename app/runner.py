@@ -337,7 +337,9 @@ class Trainer:
                 last_row = last_row | self.evaluate(FINAL_EVAL_EPISODES)
             if stopped:
                 self._write(self.state_dict(), self.run_dir / "checkpoints" / "latest.pt")
-                logger.message(f"stopped at {self.env_steps:,} steps; resume with: make train resume={self.run_dir}")
+                ranks = f" nproc={self.collective.world_size}" if self.collective.active else ""
+                resume = f"make train resume={self.run_dir}{ranks}"
+                logger.message(f"stopped at {self.env_steps:,} steps; resume with: {resume}")
         finally:
             logger.close()
             self.close()

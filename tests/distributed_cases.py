@@ -210,7 +210,8 @@ def rank_statistics(collective: Collective, rank: int) -> dict[str, Tensor]:
 
 def trainer_iterations(collective: Collective, out: Path) -> dict[str, Any]:
     """Two iterations of a tiny inverted-pendulum run on both ranks: parameters, counts, first observations
-    and the checkpoint state (gathered on rank 0)."""
+    and the checkpoint state (gathered on rank 0); then a third from the checkpoint and from the running trainer."""
+    from app.checkpoint import load_checkpoint, save_checkpoint
     from app.config import load_config
     from app.runner import Trainer
 
@@ -223,14 +224,15 @@ def trainer_iterations(collective: Collective, out: Path) -> dict[str, Any]:
         "policy.hidden_sizes=[8]",
         "value.hidden_sizes=[8]",
         "value.epochs=2",
+        "train.update_threads=1",  # one torch thread in a forked child (OpenMP teams do not survive fork)
     ]
-    trainer = Trainer(load_config("inverted_pendulum", overrides), out / "runs" / "r", collective=collective)
+    cfg = load_config("inverted_pendulum", overrides)
+    trainer = Trainer(cfg, out / "runs" / "r", collective=collective)
     start = parameters(trainer.policy, trainer.value)
     first_obs = trainer.obs.clone()
     rows = [trainer.iterate(), trainer.iterate()]
     state = trainer.state_dict()
-    trainer.close()
-    return {
+    result = {
         "start": start,
         "end": parameters(trainer.policy, trainer.value),
         "normalizer": trainer.policy.normalizer.mean.clone(),
@@ -239,4 +241,23 @@ def trainer_iterations(collective: Collective, out: Path) -> dict[str, Any]:
         "env_steps": trainer.env_steps,
         "rows": rows,
         "distributed": state.get("distributed"),
+    }
+    # exact resume: rank 0 writes the checkpoint, each rank resumes its own part; one more iteration of the
+    # resumed trainer and of the running one (from the same global torch RNG state) must agree exactly
+    path = out / "runs" / "latest.pt"
+    if collective.is_main:
+        save_checkpoint(state, path)
+    collective.barrier()
+    saved_rng = torch.get_rng_state()
+    resumed = Trainer(cfg, out / "runs" / "r", load_checkpoint(path), collective=collective)
+    resumed.iterate()
+    torch.set_rng_state(saved_rng)
+    trainer.iterate()
+    trainer.close()
+    resumed.close()
+    return result | {
+        "continued": parameters(trainer.policy, trainer.value),
+        "resumed": parameters(resumed.policy, resumed.value),
+        "continued_obs": trainer.obs.clone(),
+        "resumed_obs": resumed.obs.clone(),
     }
