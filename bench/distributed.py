@@ -70,6 +70,11 @@ def measure(run: Path, target: float) -> dict[str, float]:
     }
 
 
+def speedup(rate: float, base: float) -> str:
+    """rate / base as "1.80x", or "-" without a one-rank run to compare with."""
+    return f"{rate / base:.2f}x" if math.isfinite(base) and base > 0 else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", default="inverted_pendulum", help="task config (default inverted_pendulum)")
@@ -104,7 +109,7 @@ def main() -> None:
     ]
     for n, r in results.items():
         lines.append(
-            f"| {n} | {r['env_steps']:,.0f} | {r['steps_per_s']:,.0f} | {r['steps_per_s'] / base:.2f}x | "
+            f"| {n} | {r['env_steps']:,.0f} | {r['steps_per_s']:,.0f} | {speedup(r['steps_per_s'], base)} | "
             f"{r['collect_s']:.1f} | {r['update_s']:.1f} | {r['time_to_target']:.1f} | {r['steps_to_target']:,.0f} | "
             f"{r['final_eval_return']:.1f} | {r['launch_s']:.0f} |"
         )
