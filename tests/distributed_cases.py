@@ -261,3 +261,26 @@ def trainer_iterations(collective: Collective, out: Path) -> dict[str, Any]:
         "continued_obs": trainer.obs.clone(),
         "resumed_obs": resumed.obs.clone(),
     }
+
+
+def silent_rank_worker(rank: int, port: int, out: str) -> None:
+    """Rank 1 joins and then never answers (for 4 s); rank 0's sum must fail after the 1 s timeout, in one line."""
+    import time
+
+    import torch.distributed as dist
+
+    from app.algorithms.collective import DistributedError, TorchCollective
+
+    dist.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD, timeout=timedelta(seconds=1)
+    )
+    if rank == 1:
+        time.sleep(4.0)
+        return
+    start = time.monotonic()
+    try:
+        TorchCollective().sum(torch.ones(3))
+        message = "no error"
+    except DistributedError as exc:
+        message = str(exc)
+    (Path(out) / "silent.txt").write_text(f"{time.monotonic() - start}\n{message}")

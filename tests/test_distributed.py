@@ -40,6 +40,7 @@ from tests.distributed_cases import (
     parameters,
     rank_generator,
     reward_columns,
+    silent_rank_worker,
     statistic_rows,
     worker,
 )
@@ -159,6 +160,16 @@ def test_a_distributed_checkpoint_resumes_each_rank_exactly(ranks):
         assert torch.equal(trainer["resumed_obs"], trainer["continued_obs"])
         assert not torch.equal(trainer["continued"], trainer["end"])  # the third iteration moved them
     assert not torch.equal(ranks[0]["trainer"]["resumed_obs"], ranks[1]["trainer"]["resumed_obs"])
+
+
+def test_a_rank_that_stops_answering_ends_the_others_after_the_timeout_in_one_line(tmp_path):
+    torch.multiprocessing.start_processes(
+        silent_rank_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method="fork"
+    )
+    waited, message = (tmp_path / "silent.txt").read_text().split("\n", 1)
+    assert 0.9 < float(waited) < 3.5  # the process group's 1 s timeout, not the sleeping rank's 4 s
+    assert message.startswith("rank 0: lost contact with another rank (") and "\n" not in message, message
+    assert "resumes the run with the same number of ranks" in message
 
 
 def test_a_checkpoint_resumes_only_with_the_number_of_ranks_that_wrote_it():
