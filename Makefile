@@ -1,6 +1,8 @@
 # policylab: every target is a thin call of `python -m app`.
 #   make train task=hopper [algo=ppo] [key=value ...]    make train resume=runs/...
 #   make train task=humanoid train.minutes=5    (a wall-clock budget; on a CUDA machine the gpu settings)
+#   make train task=humanoid nproc=4          data-parallel on 4 ranks of this machine (torchrun; a GPU each)
+#   make train task=humanoid nproc=4 nnodes=2 rdzv=HOST:29400    the same on each of 2 machines (c10d)
 #   make eval run=runs/... [episodes=10]      make tasks      make test
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
@@ -13,7 +15,7 @@ PY := $(VENV)/bin/python
 SETUP ?= setup
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
 OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
-	overlay=% PYTHON=% PY=% SETUP=%
+	overlay=% PYTHON=% PY=% SETUP=% nproc=% nnodes=% rdzv=% rdzv_id=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
 .PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn bench-speed clean-venv
@@ -29,11 +31,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# nproc=N: N ranks per machine under torchrun (task.num_envs is per rank); nnodes=M rdzv=HOST:PORT: M machines
+# meeting at HOST:PORT (torchrun's c10d rendezvous; run the same command on every machine, rdzv_id names the job).
+TRAIN := $(PY) -m app
+ifdef nproc
+TRAIN := $(PY) -m torch.distributed.run $(if $(nnodes),--nnodes=$(nnodes) --rdzv-backend=c10d --rdzv-endpoint=$(rdzv) \
+	--rdzv-id=$(or $(rdzv_id),policylab),--standalone) --nproc-per-node=$(nproc) -m app
+endif
+
 train: $(SETUP)
 ifdef resume
-	$(PY) -m app train --resume "$(resume)" $(OVERRIDES)
+	$(TRAIN) train --resume "$(resume)" $(OVERRIDES)
 else
-	$(PY) -m app train --task "$(or $(task),humanoid)" $(if $(algo),--algo "$(algo)") $(OVERRIDES)
+	$(TRAIN) train --task "$(or $(task),humanoid)" $(if $(algo),--algo "$(algo)") $(OVERRIDES)
 endif
 
 eval: setup

@@ -18,6 +18,7 @@ def _select_backend_for_videos(video_every: int) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from app import distributed
     from app.checkpoint import load_run_checkpoint
     from app.config import apply_overrides, config_from_dict, config_to_dict, load_config
 
@@ -28,8 +29,10 @@ def _train(args: argparse.Namespace) -> int:
         _select_backend_for_videos(cfg.train.video_every)
         from app.runner import Trainer
 
-        print(f"resuming {run_dir} at {int(ckpt['runner']['env_steps']):,} steps")
-        trainer = Trainer(cfg, run_dir, ckpt)
+        ranks = distributed.start(cfg.train.device, cfg.task)  # torchrun's ranks, or this one process
+        if ranks.is_main:
+            print(f"resuming {run_dir} at {int(ckpt['runner']['env_steps']):,} steps")
+        trainer = Trainer(cfg, run_dir, ckpt, collective=ranks)
     else:
         if not args.task:
             raise PolicylabError("train needs a task (make train task=hopper) or a run to resume (resume=runs/...)")
@@ -37,12 +40,18 @@ def _train(args: argparse.Namespace) -> int:
         _select_backend_for_videos(cfg.train.video_every)
         from app.runner import Trainer, new_run_dir
 
-        run_dir = new_run_dir(cfg)
-        print(
-            f"training {cfg.algo.name} on {cfg.task.name} ({cfg.task.id}), {cfg.train.total_steps:,} steps -> {run_dir}"
-        )
-        trainer = Trainer(cfg, run_dir)
+        ranks = distributed.start(cfg.train.device, cfg.task)
+        run_dir = ranks.broadcast_object(new_run_dir(cfg) if ranks.is_main else None)  # rank 0 names the run
+        if ranks.is_main:
+            print(
+                f"training {cfg.algo.name} on {cfg.task.name} ({cfg.task.id}), {cfg.train.total_steps:,} steps "
+                f"-> {run_dir}" + (f" on {ranks.world_size} ranks" if ranks.active else "")
+            )
+        trainer = Trainer(cfg, run_dir, collective=ranks)
     summary = trainer.run()
+    ranks.close()
+    if not ranks.is_main:
+        return 0
     if summary["finished"]:
         ret, std = summary["final_eval_return"], summary["final_eval_return_std"]
         print(

@@ -13,6 +13,7 @@ from torch import Tensor
 from envs import VecEnv
 from envs.observations import Obs, finite_rows
 from policies import GaussianPolicy, combine_moments
+from policies.normalizer import Moments
 
 
 def all_finite(obs: Obs) -> bool:
@@ -85,11 +86,20 @@ class RewardScaler:
     """Scale rewards by the running std of the discounted return (not its mean).
 
     R_t = gamma R_{t-1} (1 - done_{t-1}) + r_t per environment; r'_t = r_t / sqrt(Var[R] + eps).
-    Keeps the value targets near unit scale whatever the task's reward scale.
+    Keeps the value targets near unit scale whatever the task's reward scale. ``moments`` gives a batch's
+    moments (:data:`policies.normalizer.Moments`; default this process's): data-parallel training passes
+    the ranks' merged ones, so Var[R] is over every rank's environments and all ranks scale alike.
     """
 
-    def __init__(self, num_envs: int, gamma: float, eps: float = 1e-8, device: torch.device | str = "cpu") -> None:
-        self.gamma, self.eps = gamma, eps
+    def __init__(
+        self,
+        num_envs: int,
+        gamma: float,
+        eps: float = 1e-8,
+        device: torch.device | str = "cpu",
+        moments: Moments | None = None,
+    ) -> None:
+        self.gamma, self.eps, self.moments = gamma, eps, moments
         self.discounted = torch.zeros(num_envs, dtype=torch.float64, device=device)
         self.mean = torch.zeros((), dtype=torch.float64, device=device)
         self.var = torch.ones((), dtype=torch.float64, device=device)
@@ -105,7 +115,13 @@ class RewardScaler:
             running = running * (~done[t]).to(torch.float64)
         self.discounted = running
         finite = history[torch.isfinite(history)]
-        if finite.numel() > 0:
+        if self.moments is not None:  # every rank's returns together
+            batch_mean, batch_var, batch_count = self.moments(finite)
+            if batch_count > 0:
+                self.mean, self.var, self.count = combine_moments(
+                    self.mean, self.var, self.count, batch_mean, batch_var, batch_count
+                )
+        elif finite.numel() > 0:
             self.mean, self.var, self.count = combine_moments(
                 self.mean, self.var, self.count, finite.mean(), finite.var(unbiased=False), finite.numel()
             )

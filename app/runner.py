@@ -24,8 +24,9 @@ from typing import Any
 import torch
 
 import envs
+from app import distributed
 from app.algorithms import Batch, make_algorithm
-from app.algorithms.base import standardize
+from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.gae import gae
 from app.checkpoint import code_revision, save_checkpoint
 from app.config import Config, TrainConfig, config_to_dict, save_config
@@ -79,10 +80,13 @@ class GracefulStop:
 
 
 @contextlib.contextmanager
-def update_threads(train: TrainConfig) -> Iterator[None]:
-    """torch uses ``train.update_threads`` threads inside (the simulator is idle then), its collection count after."""
+def update_threads(train: TrainConfig, share: int = 1) -> Iterator[None]:
+    """torch uses ``train.update_threads`` threads inside (the simulator is idle then), its collection count after.
+
+    0: the available cores, divided among the ``share`` ranks on this machine.
+    """
     collecting = torch.get_num_threads()
-    torch.set_num_threads(train.update_threads or available_cores())
+    torch.set_num_threads(train.update_threads or max(1, available_cores() // share))
     try:
         yield
     finally:
@@ -90,11 +94,19 @@ def update_threads(train: TrainConfig) -> Iterator[None]:
 
 
 class Trainer:
-    """Owns the networks, the environments and the loop state of one run."""
+    """Owns the networks, the environments and the loop state of one run (of one rank, with torchrun:
+    ``collective`` then joins the ranks, :mod:`app.distributed`)."""
 
-    def __init__(self, cfg: Config, run_dir: Path, checkpoint: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        checkpoint: dict[str, Any] | None = None,
+        collective: Collective = SINGLE,
+    ) -> None:
         self.started = time.monotonic()  # train.minutes counts from here: start-up (kernel compiles) included
-        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.cfg, self.run_dir, self.collective = cfg, Path(run_dir), collective
+        seed = distributed.rank_seed(cfg.train.seed, collective.rank, cfg.task.num_envs)
         if cfg.train.video_every:
             from app.video import RenderError, check_size
 
@@ -104,12 +116,15 @@ class Trainer:
                 raise ConfigError(f"train.video_width, train.video_height: {exc}") from None
         if cfg.train.torch_threads:
             torch.set_num_threads(cfg.train.torch_threads)
-        torch.manual_seed(cfg.train.seed)
-        # One decision of where the run lives: the simulator is built on it, the networks follow it.
-        self.placement = envs.placement_of(cfg.task, cfg.train.device)
+        torch.manual_seed(seed)
+        # One decision of where the run lives: the simulator is built on it, the networks follow it
+        # (with torchrun, each rank on its own: cuda:LOCAL_RANK where the decision is CUDA).
+        where = envs.placement_of(cfg.task, cfg.train.device)
+        self.placement = dataclasses.replace(where, device=distributed.rank_device(where.device, collective.local_rank))
         self.placement_line = self.placement.describe(cfg.task.num_envs)
-        if cfg.train.progress != "none":
-            print(self.placement_line, flush=True)
+        if cfg.train.progress != "none" and collective.rank == 0:
+            suffix = f" (each of {collective.world_size} ranks)" if collective.active else ""
+            print(self.placement_line + suffix, flush=True)
         self.env = envs.make(cfg.task, where=self.placement)
         self.device = self.placement.device
         self.policy = build_policy(cfg, self.env).to(self.device)
@@ -117,13 +132,21 @@ class Trainer:
         self.value = make_value(
             self.env.observation_spec, value_cfg.hidden_sizes, value_cfg.activation, cfg.policy.ortho_init
         ).to(self.device)
+        collective.broadcast_module(self.policy)  # every rank starts from rank 0's networks
+        collective.broadcast_module(self.value)
         n = self.env.num_envs
-        batch = n * cfg.train.steps_per_env
-        self.algo = make_algorithm(cfg, self.policy, self.value, total_updates=-(-cfg.train.total_steps // batch))
-        self.generator = torch.Generator(device=self.device).manual_seed(cfg.train.seed)
+        batch = n * cfg.train.steps_per_env * collective.world_size  # all ranks' samples per update
+        self.algo = make_algorithm(
+            cfg, self.policy, self.value, total_updates=-(-cfg.train.total_steps // batch), collective=collective
+        )
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.tracker = EpisodeTracker(n, self.device)
         shared = cfg.advantage
-        self.reward_scaler = RewardScaler(n, shared.gamma, device=self.device) if shared.normalize_rewards else None
+        # with several ranks: the moments of every rank's samples together (one process: this one's)
+        self.moments = collective.moments if collective.active else None
+        self.reward_scaler: RewardScaler | None = None
+        if shared.normalize_rewards:
+            self.reward_scaler = RewardScaler(n, shared.gamma, device=self.device, moments=self.moments)
         # The last algo.reuse_rollouts rollouts (with the rewards as scaled when collected), newest first.
         self.past: deque[tuple[Rollout, torch.Tensor]] = deque(maxlen=self.algo.reuse_rollouts)
         self.iteration, self.env_steps, self.wall_time = 0, 0, 0.0
@@ -134,10 +157,12 @@ class Trainer:
         self.revision = code_revision()
         self._eval_env: VecEnv | None = None
         self._video_env: Any = None
-        self.obs = self.env.reset(seed=cfg.train.seed).to(self.device)
+        self.obs = self.env.reset(seed=seed).to(self.device)
         self.resume_note = ""
+        self.stop_requested = False  # this rank's stop request (a signal); the ranks agree on it each iteration
+        self.agreed_stop = False
         if checkpoint is not None:
-            self.load_state_dict(checkpoint)
+            self.load_state_dict(distributed.rank_view(checkpoint, collective))
         self._unstable_seen = self.env.unstable_resets
         self.startup_time = time.monotonic() - self.started  # building the envs, compiling kernels, networks
 
@@ -150,17 +175,26 @@ class Trainer:
         rollout, self.obs, episodes = collect(
             self.env, self.policy, self.obs, cfg.train.steps_per_env, self.generator, self.tracker
         )
-        steps = rollout.rewards.numel()
+        self.recent.extend(episodes)
+        unstable = self.env.unstable_resets - self._unstable_seen  # this rollout's
+        self._unstable_seen = self.env.unstable_resets
+        totals = distributed.iteration_totals(  # summed over ranks, as one process would count them
+            self.collective,
+            rollout.rewards.numel(),
+            len(episodes),
+            self.recent,
+            unstable,
+            rollout.is_finite(),
+            self.stop_requested,
+        )
+        steps, self.agreed_stop = totals.steps, totals.stop
         self.env_steps += steps
         self.iteration += 1
-        self.recent.extend(episodes)
-        unstable = self.env.unstable_resets - self._unstable_seen
-        self._unstable_seen = self.env.unstable_resets
-        self.episodes += len(episodes)
-        self.unstable += unstable
+        self.episodes += totals.episodes
+        self.unstable += totals.unstable_resets
         collected = time.perf_counter()
-        if rollout.is_finite():
-            with update_threads(cfg.train):
+        if totals.finite:
+            with update_threads(cfg.train, self.collective.local_world_size):
                 metrics = self.update(rollout)
         else:
             metrics = {"update_rejected": 1.0, "reason": "non-finite observations or rewards from the environment"}
@@ -171,13 +205,13 @@ class Trainer:
             "steps_per_s": steps / max(done - start, 1e-9),
             "collect_time": collected - start,
             "update_time": done - collected,
-            "episode_return": sum(r for r, _ in self.recent) / len(self.recent) if self.recent else math.nan,
-            "episode_length": sum(n for _, n in self.recent) / len(self.recent) if self.recent else math.nan,
-            "episodes": len(episodes),
-            "unstable_resets": self.env.unstable_resets,
+            "episode_return": totals.episode_return,
+            "episode_length": totals.episode_length,
+            "episodes": totals.episodes,
+            "unstable_resets": self.unstable,  # over the run
             # the share of this rollout's ended episodes that were resets of unstable (or overflowing) worlds
-            "unstable_reset_rate": unstable / len(episodes) if episodes else 0.0,
-            **rollout.env_stats,  # reward terms' means, statistics of the episodes that ended (success ...)
+            "unstable_reset_rate": totals.unstable_resets / totals.episodes if totals.episodes else 0.0,
+            **rollout.env_stats,  # reward terms' means, statistics of the episodes that ended (success ...): rank 0's
         }
         return row | metrics
 
@@ -192,7 +226,7 @@ class Trainer:
         rewards = self.reward_scaler(rollout.rewards, done) if self.reward_scaler else rollout.rewards
         batch = self.build_batch([(rollout, rewards), *self.past])
         result = self.algo.update(batch, self.generator)
-        self.policy.normalizer.update(rollout.obs)  # [T, N, ...]: every step's observation
+        self.policy.normalizer.update(rollout.obs, self.moments)  # [T, N, ...]: every step's (of every rank)
         if self.past.maxlen:
             self.past.appendleft((rollout, rewards))
         metrics: dict[str, Any] = dict(result.metrics)
@@ -239,8 +273,8 @@ class Trainer:
         for key, tensors in columns.items():
             joined = torch.cat(tensors, dim=1)  # [T, M, ...]
             flat[key] = joined.reshape(joined.shape[0] * joined.shape[1], *joined.shape[2:])
-        if shared.normalize_advantages:
-            flat["advantages"] = standardize(flat["advantages"])
+        if shared.normalize_advantages:  # over every rank's advantages
+            flat["advantages"] = self.collective.standardize(flat["advantages"])
         return Batch(**flat, time_shape=(steps, flat["rewards"].shape[0] // steps), gamma=shared.gamma)
 
     # -- evaluation ----------------------------------------------------------
@@ -266,34 +300,38 @@ class Trainer:
 
     def run(self) -> dict[str, Any]:
         """Train until ``train.total_steps``; returns the run summary."""
-        tcfg = self.cfg.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        save_config(self.cfg, self.run_dir / "config.yaml")
-        logger = RunLogger(self.run_dir, tcfg.total_steps, self.env_steps, self.iteration, tcfg.progress)
+        tcfg, main = self.cfg.train, self.collective.is_main  # rank 0 alone writes and evaluates
+        logger: Any = distributed.NullLogger()
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.cfg, self.run_dir / "config.yaml")
+            logger = RunLogger(self.run_dir, tcfg.total_steps, self.env_steps, self.iteration, tcfg.progress)
         if self.resume_note:
             logger.message(self.resume_note)
-        stop = GracefulStop(
-            lambda name: logger.message(
-                f"{name}: finishing this iteration, then saving a checkpoint (again to abort now)"
-            )
-        )
+
+        def on_signal(name: str) -> None:
+            self.stop_requested = True
+            logger.message(f"{name}: finishing this iteration, then saving a checkpoint (again to abort now)")
+
+        stop = GracefulStop(on_signal)
         last_row: dict[str, Any] = {}
         logger.message(f"start-up {self.startup_time:.1f} s (environments, kernel compiles, networks)")
         final = self.env_steps >= tcfg.total_steps  # a budget in minutes still gets one iteration per session
         try:
             with stop:
-                while not final and not stop.requested:
+                while not final and not self._stopping(stop):
                     start = time.perf_counter()
                     row = self.iterate()
                     final = self.out_of_budget()
                     evaluate = (tcfg.eval_every and self.iteration % tcfg.eval_every == 0) or final
-                    if evaluate and not row["update_rejected"]:
+                    if evaluate and not row["update_rejected"] and main:
                         row |= self.evaluate()
                     self.wall_time += time.perf_counter() - start
                     row["wall_time"] = self.wall_time
                     row["run_time"] = self.run_time()
                     logger.log(row)
-                    if tcfg.video_every and self.iteration % tcfg.video_every == 0 and not row["update_rejected"]:
+                    video = tcfg.video_every and self.iteration % tcfg.video_every == 0
+                    if video and not row["update_rejected"] and main:
                         self.record_video(logger)
                     last_row = row
                     if row["update_rejected"]:
@@ -301,22 +339,26 @@ class Trainer:
                         continue
                     self.bad_updates = 0
                     self._save_checkpoints(row, final)
+            stopped = self._stopping(stop)
             finished = final and bool(last_row) and not last_row["update_rejected"]
-            if finished and tcfg.eval_episodes < FINAL_EVAL_EPISODES:
+            if finished and tcfg.eval_episodes < FINAL_EVAL_EPISODES and main:
                 # the final policy is what eval, render and export use: the summary judges it on more episodes
                 last_row = last_row | self.evaluate(FINAL_EVAL_EPISODES)
             if finished and self.env_steps < tcfg.total_steps:
                 logger.message(f"train.minutes={tcfg.minutes:g} reached at {self.env_steps:,} steps")
-            if stop.requested and not finished:
-                save_checkpoint(self.state_dict(), self.run_dir / "checkpoints" / "latest.pt")
-                logger.message(f"stopped at {self.env_steps:,} steps; resume with: make train resume={self.run_dir}")
+            if stopped and not finished:
+                self._write(self.state_dict(), self.run_dir / "checkpoints" / "latest.pt")
+                ranks = f" nproc={self.collective.world_size}" if self.collective.active else ""
+                resume = f"make train resume={self.run_dir}{ranks}"
+                logger.message(f"stopped at {self.env_steps:,} steps; resume with: {resume}")
         finally:
             logger.close()
             self.close()
-        summary = self._summary(last_row, finished=final and (finished or not stop.requested))
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        if summary["finished"]:
-            self._write_curve_and_report()
+        summary = self._summary(last_row, finished=final and (finished or not stopped))
+        if main:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            if summary["finished"]:
+                self._write_curve_and_report()
         return summary
 
     def run_time(self) -> float:
@@ -324,10 +366,21 @@ class Trainer:
         return self.earlier_run_time + time.monotonic() - self.started
 
     def out_of_budget(self) -> bool:
-        """Whether the run is over: ``train.total_steps`` reached or ``train.minutes`` spent."""
+        """Whether the run is over: ``train.total_steps`` reached or ``train.minutes`` spent (rank 0's clock)."""
         tcfg = self.cfg.train
         spent = tcfg.minutes is not None and self.run_time() >= 60.0 * tcfg.minutes
+        if tcfg.minutes is not None and self.collective.active:  # the ranks' clocks differ; they must agree
+            spent = distributed.broadcast_float(self.collective, float(spent)) > 0
         return self.env_steps >= tcfg.total_steps or spent
+
+    def _stopping(self, stop: GracefulStop) -> bool:
+        """Stop now: this process's request, or with several ranks the one they agreed on last iteration."""
+        return self.agreed_stop if self.collective.active else stop.requested
+
+    def _write(self, state: dict[str, Any], path: Path) -> None:
+        """Rank 0 writes the checkpoint (which holds every rank's state); the other ranks write nothing."""
+        if self.collective.is_main:
+            save_checkpoint(state, path)
 
     def _write_curve_and_report(self) -> None:
         """plots/learning_curve.png and report.md; a failure here never costs the finished run."""
@@ -371,18 +424,19 @@ class Trainer:
 
     def _save_checkpoints(self, row: dict[str, Any], final: bool) -> None:
         tcfg, folder = self.cfg.train, self.run_dir / "checkpoints"
-        eval_return = row.get("eval_return", math.nan)
+        # rank 0 evaluates: every rank learns its result, so they all take part in the same saves below
+        eval_return = distributed.broadcast_float(self.collective, row.get("eval_return", math.nan))
         improved = math.isfinite(eval_return) and eval_return > self.best_eval
         if improved:
             self.best_eval, self.best_eval_steps = eval_return, self.env_steps
         state = None
         if improved:
             state = self.state_dict()
-            save_checkpoint(state, folder / "best.pt")
+            self._write(state, folder / "best.pt")
         if final or self.iteration % tcfg.checkpoint_every == 0:
-            save_checkpoint(state or self.state_dict(), folder / "latest.pt")
+            self._write(state or self.state_dict(), folder / "latest.pt")
         if tcfg.keep_every and self.iteration % tcfg.keep_every == 0:
-            save_checkpoint(state or self.state_dict(), folder / f"iter_{self.iteration:06d}.pt")
+            self._write(state or self.state_dict(), folder / f"iter_{self.iteration:06d}.pt")
 
     def _summary(self, row: dict[str, Any], finished: bool) -> dict[str, Any]:
         return {
@@ -425,7 +479,7 @@ class Trainer:
             env_state: dict[str, Any] | None = self.env.get_state()
         except NotImplementedError:
             env_state = None
-        return {
+        state = {
             "config": config_to_dict(self.cfg),
             "task": {
                 "name": self.cfg.task.name,
@@ -459,6 +513,7 @@ class Trainer:
             },
             "env": env_state,
         }
+        return distributed.gather_rank_states(self.collective, state)
 
     def load_state_dict(self, ckpt: dict[str, Any]) -> None:
         try:

@@ -17,7 +17,7 @@ from tensordict import TensorDict
 from torch import Tensor, nn
 
 from envs.spec import ObservationSpec
-from policies.normalizer import RunningNormalizer
+from policies.normalizer import Moments, RunningNormalizer
 
 CNN_FEATURES = 128  # features per image
 
@@ -47,11 +47,12 @@ class DictNormalizer(nn.Module):
         return out
 
     @torch.no_grad()
-    def update(self, obs: TensorDict) -> None:
-        """Fold a batch (any batch shape) into every normalized field's statistics."""
+    def update(self, obs: TensorDict, moments: Moments | None = None) -> None:
+        """Fold a batch (any batch shape) into every normalized field's statistics (``moments``: as
+        :meth:`RunningNormalizer.update`)."""
         flat = obs.reshape(-1)
         for key in self.keys:
-            self.fields[key].update(flat[key])
+            self.fields[key].update(flat[key], moments)
 
 
 class ConvEncoder(nn.Module):

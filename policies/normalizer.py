@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
+
+# x [n, D] -> (mean [D], biased variance [D], count) of a batch: this process's rows, or (data-parallel
+# training) every rank's rows together, the moments of their concatenation
+Moments = Callable[[Tensor], tuple[Tensor, Tensor, int]]
+
+
+def local_moments(x: Tensor) -> tuple[Tensor, Tensor, int]:
+    """Mean [D], biased variance [D] and row count of x [n, D]."""
+    return x.mean(dim=0), x.var(dim=0, unbiased=False), x.shape[0]
 
 
 def combine_moments(
@@ -49,16 +60,24 @@ class RunningNormalizer(nn.Module):
         return torch.clamp((x - self.mean.to(x.dtype)) / std, -self.clip, self.clip)
 
     @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        """Fold a batch x [B, D] into the statistics; rows with a non-finite entry are skipped."""
+    def update(self, x: Tensor, moments: Moments | None = None) -> None:
+        """Fold a batch x [B, D] into the statistics; rows with a non-finite entry are skipped.
+
+        ``moments`` gives the batch's moments (default: this process's rows); data-parallel training
+        passes the ranks' merged moments, so every rank folds in the same statistics of all ranks' rows.
+        """
         if not self.enabled:
             return
         x = x.reshape(-1, self.dim).to(torch.float64)
         x = x[torch.isfinite(x).all(dim=1)]
-        if x.shape[0] == 0:
+        if moments is None:
+            if x.shape[0] == 0:
+                return
+            moments = local_moments
+        batch_mean, batch_var, batch_count = moments(x)
+        if batch_count == 0:
             return
-        batch_var = x.var(dim=0, unbiased=False)
-        mean, var, count = combine_moments(self.mean, self.var, self.count, x.mean(dim=0), batch_var, x.shape[0])
+        mean, var, count = combine_moments(self.mean, self.var, self.count, batch_mean, batch_var, batch_count)
         self.mean.copy_(mean)
         self.var.copy_(var)
         self.count.copy_(count)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.algorithms.a2c import A2C, A2CConfig
 from app.algorithms.base import Algorithm, Batch, UpdateResult
+from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.npg import NPG, NPGConfig
 from app.algorithms.ppo import PPO, PPOConfig
 from app.algorithms.trpo import TRPO, TRPOConfig
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class AlgorithmSpec:
     config: type  # the frozen dataclass that types the ``algo`` section
-    cls: Any  # constructed as cls(policy, value, algo_cfg, value_cfg, total_updates)
+    cls: Any  # constructed as cls(policy, value, algo_cfg, value_cfg, total_updates, collective)
 
 
 # algo.name -> its config and class: the registry.
@@ -37,9 +38,15 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
 }
 
 
-def make_algorithm(cfg: Config, policy: GaussianPolicy, value: ValueFunction, total_updates: int) -> Algorithm:
-    """The algorithm ``cfg.algo.name`` names, bound to the networks it updates."""
-    return ALGORITHMS[cfg.algo.name].cls(policy, value, cfg.algo, cfg.value, total_updates)
+def make_algorithm(
+    cfg: Config,
+    policy: GaussianPolicy,
+    value: ValueFunction,
+    total_updates: int,
+    collective: Collective = SINGLE,
+) -> Algorithm:
+    """The algorithm ``cfg.algo.name`` names, bound to the networks it updates and to the ranks' collective."""
+    return ALGORITHMS[cfg.algo.name].cls(policy, value, cfg.algo, cfg.value, total_updates, collective)
 
 
 __all__ = ["ALGORITHMS", "Algorithm", "AlgorithmSpec", "Batch", "UpdateResult", "make_algorithm"]

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from app.algorithms.base import Batch, UpdateResult, importance_weights, policy_gradient_loss, scheduled_lr
+from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.value_fit import explained_variance
 from app.params import param
 from policies import GaussianPolicy, ValueFunction, entropy, log_prob
@@ -58,6 +59,8 @@ class A2C:
 
     w_t = 1 for this iteration's rollout; for reused ones the truncated importance weight
     min(cap, pi / pi_behaviour) (:func:`importance_weights`), which also weights their value loss.
+    Several ranks: the step takes the sample-weighted mean of every rank's gradient (the gradient of
+    the loss over all ranks' samples), clipped after averaging; the logged values are means over ranks.
     """
 
     def __init__(
@@ -67,8 +70,9 @@ class A2C:
         cfg: A2CConfig,
         value_cfg: ValueConfig,
         total_updates: int = 1,
+        collective: Collective = SINGLE,
     ) -> None:
-        self.policy, self.value, self.cfg = policy, value, cfg
+        self.policy, self.value, self.cfg, self.collective = policy, value, cfg, collective
         self.reuse_rollouts = cfg.reuse_rollouts
         self.gae_lambda: float | None = 1.0 if cfg.advantage == "nstep" else None
         self.total_updates = max(1, total_updates)
@@ -90,21 +94,25 @@ class A2C:
         loss = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * ent
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.collective.mean_gradients(self.params, batch.size)  # sum_r B_r grad_r / B
         grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
-        finite = math.isfinite(loss.item()) and math.isfinite(grad_norm.item())
+        # the losses over every rank's samples (one reduction): [total, policy, value, entropy, weight mean]
+        parts = torch.stack([loss, pg_loss, v_loss, ent, weights.mean()]).detach()
+        total, pg_value, v_value, ent_value, weight_mean = self.collective.mean(parts, batch.size).tolist()
+        finite = math.isfinite(total) and math.isfinite(grad_norm.item())
         if finite:  # a non-finite loss or gradient never reaches the parameters or the optimizer state
             self.optimizer.step()
         self.updates += 1
         with torch.no_grad():
             kl = torch.distributions.kl_divergence(dist, policy.distribution(batch.obs)).sum(-1).mean()
         metrics = {
-            "policy_loss": pg_loss.item(),
-            "value_loss": v_loss.item(),
-            "entropy": ent.item(),
+            "policy_loss": pg_value,
+            "value_loss": v_value,
+            "entropy": ent_value,
             "grad_norm": grad_norm.item(),
-            "kl": kl.item(),
+            "kl": self.collective.mean(kl, batch.size).item(),
             "lr": lr,
-            "importance_weight_mean": weights.mean().item(),
+            "importance_weight_mean": weight_mean,
             "explained_variance": explained_variance(batch.values, batch.returns),
         }
         if not finite:

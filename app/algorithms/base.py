@@ -1,10 +1,12 @@
 """The on-policy algorithm interface: the batch the runner hands over and what an update returns.
 
 Every algorithm in ``app/algorithms`` is a class with the constructor
-``(policy, value, cfg, value_cfg, total_updates)`` and the methods of
+``(policy, value, cfg, value_cfg, total_updates, collective)`` and the methods of
 :class:`Algorithm`. The runner owns what they share (discount, GAE lambda,
 reward and advantage normalization: the ``advantage`` config section) and hands
-each update one :class:`Batch`.
+each update one :class:`Batch`. With several ranks (torchrun) each holds its own batch, and the
+algorithm turns every mean over samples into the mean over all ranks' through the collective
+(:mod:`app.algorithms.collective`), so every rank takes the same update.
 """
 
 from __future__ import annotations

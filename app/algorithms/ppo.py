@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from app.algorithms.base import Batch, UpdateResult, scheduled_lr, standardize
+from app.algorithms.base import Batch, UpdateResult, scheduled_lr
+from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.value_fit import explained_variance
 from app.params import param
 from policies import GaussianPolicy, ValueFunction, entropy, log_prob
@@ -88,6 +89,12 @@ class PPO:
     The ratio is pi_theta(a|s) / pi_behaviour(a|s) with the behaviour log-probabilities recorded
     while collecting (the runner keeps the observation normalizer's statistics fixed from collection
     to the end of the update, so the first minibatch's ratios are 1).
+
+    Several ranks: each takes ceil(minibatch_size / world_size) samples of its own batch per step and
+    the step averages every rank's gradients (one minibatch of about minibatch_size samples, as in one
+    process when the ranks' batches add up to one process's); the per-minibatch advantage
+    standardization, the early stop's approximate KL and the kl_adaptive schedule's use every rank's
+    samples, and the logged losses are means over all ranks.
     """
 
     reuse_rollouts = 0
@@ -100,8 +107,9 @@ class PPO:
         cfg: PPOConfig,
         value_cfg: ValueConfig,
         total_updates: int = 1,
+        collective: Collective = SINGLE,
     ) -> None:
-        self.policy, self.value, self.cfg = policy, value, cfg
+        self.policy, self.value, self.cfg, self.collective = policy, value, cfg, collective
         self.total_updates = max(1, total_updates)
         self.params = [p for p in (*policy.parameters(), *value.parameters()) if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr, eps=1e-5)
@@ -114,13 +122,13 @@ class PPO:
         return scheduled_lr(self.cfg.lr, self.cfg.lr_schedule, self.updates, self.total_updates)
 
     def update(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
-        cfg, policy, value = self.cfg, self.policy, self.value
+        cfg, policy, value, collective = self.cfg, self.policy, self.value, self.collective
         lr = self.current_lr()
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         saved = copy.deepcopy((policy.state_dict(), value.state_dict(), self.optimizer.state_dict()))
         norm_obs = policy.normalizer(batch.obs).detach()
-        size = min(cfg.minibatch_size, batch.size)
+        size = min(collective.share(cfg.minibatch_size), batch.size)  # this rank's part of a minibatch
         per_epoch = batch.size // size
         device = generator.device if generator is not None else "cpu"
         stats: dict[str, list[Tensor]] = {
@@ -129,7 +137,7 @@ class PPO:
         first_ratio = math.nan
         epochs_done, stopped = 0, False
         for _ in range(cfg.epochs):
-            order = torch.randperm(batch.size, generator=generator, device=device).to(batch.obs.device)
+            order = self.epoch_order(batch.size, generator, device).to(batch.obs.device)
             epoch_kl: list[Tensor] = []
             for start in range(0, per_epoch * size, size):
                 idx = order[start : start + size]
@@ -140,13 +148,14 @@ class PPO:
                     first_ratio = ratio.detach().sub(1.0).abs().max().item()
                 advantages = batch.advantages[idx]
                 if cfg.normalize_minibatch_advantages:
-                    advantages = standardize(advantages)
+                    advantages = collective.standardize(advantages)
                 objective, clip_fraction = clipped_surrogate(ratio, advantages, cfg.clip)
                 v_loss = value_loss(value(norm_obs[idx]), batch.values[idx], batch.returns[idx], cfg.clip_value)
                 ent = entropy(dist)
                 loss = -objective + cfg.vf_coef * v_loss - cfg.ent_coef * ent
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                collective.mean_gradients(self.params, idx.numel())  # the gradient over every rank's minibatch
                 if cfg.max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
                 self.optimizer.step()
@@ -155,10 +164,12 @@ class PPO:
                 for key, val in zip(stats, (-objective, v_loss, ent, kl, clip_fraction), strict=True):
                     stats[key].append(val.detach())
             epochs_done += 1
-            if cfg.target_kl is not None and torch.stack(epoch_kl).mean().item() > 1.5 * cfg.target_kl:
+            if cfg.target_kl is not None and collective.mean(torch.stack(epoch_kl).mean()).item() > 1.5 * cfg.target_kl:
                 stopped = True  # approximate KL past its threshold: stop the epochs here
                 break
-        means = {k: torch.stack(v).mean().item() for k, v in stats.items()}
+        # every rank's means, in one reduction (equal minibatch counts: the plain mean over ranks)
+        local = torch.stack([torch.stack(v).mean() for v in stats.values()])
+        means = dict(zip(stats, collective.mean(local).tolist(), strict=True))
         self.updates += 1
         if cfg.lr_schedule == "kl_adaptive" and cfg.target_kl is not None:
             if means["approx_kl"] > 2.0 * cfg.target_kl:
@@ -181,6 +192,11 @@ class PPO:
             self.optimizer.load_state_dict(saved[2])
             return UpdateResult(metrics, rejected="non-finite loss or parameters")
         return UpdateResult(metrics)
+
+    @staticmethod
+    def epoch_order(size: int, generator: torch.Generator | None, device: torch.device | str) -> Tensor:
+        """A random order [size] of the batch's samples for one epoch, drawn from ``generator``."""
+        return torch.randperm(size, generator=generator, device=device)
 
     def state_dict(self) -> dict[str, Any]:
         return {"optimizer": self.optimizer.state_dict(), "updates": self.updates, "lr": self.lr}

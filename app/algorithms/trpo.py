@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal
 
 from app.algorithms.base import Batch, UpdateResult
+from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.numerics import (
     GaussianFisher,
     LineSearchResult,
@@ -126,6 +127,11 @@ class TRPO:
     It is off by default: on high-dimensional tasks the halves' agreement is low even while the
     policy learns well with full steps (Humanoid 0.0-0.12 early on, Hopper down to 0.02), so a
     task turns it on where its return has a ceiling (configs/inverted_pendulum.yaml: 0.3).
+
+    Several ranks: every mean over samples is the mean over all ranks' samples (``collective``): the
+    gradients g, g_1, g_2, every Fisher-vector product F v = (1/B) sum_b J_b^T Sigma^-1 J_b v, and the
+    line search's surrogate and KL, each weighted by the rank's sample count. The ranks then compute
+    the same step and accept or reject the same tries.
     """
 
     reuse_rollouts = 0
@@ -138,10 +144,11 @@ class TRPO:
         cfg: NaturalGradientConfig,
         value_cfg: ValueConfig,
         total_updates: int = 1,
+        collective: Collective = SINGLE,
     ) -> None:
-        self.policy, self.cfg = policy, cfg
+        self.policy, self.cfg, self.collective = policy, cfg, collective
         self.params = [p for p in policy.parameters() if p.requires_grad]
-        self.value_fitter = ValueFitter(value, value_cfg)
+        self.value_fitter = ValueFitter(value, value_cfg, collective)
 
     def update(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
         result = self.policy_step(batch, generator)
@@ -167,7 +174,7 @@ class TRPO:
         )
 
     def policy_step(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
-        cfg, policy, params = self.cfg, self.policy, self.params
+        cfg, policy, params, collective = self.cfg, self.policy, self.params, self.collective
         obs, actions, advantages = batch.obs, batch.actions, batch.advantages
         with torch.no_grad():
             old_dist = policy.distribution(obs)
@@ -181,7 +188,8 @@ class TRPO:
             return loss + cfg.ent_coef * entropy(dist) if cfg.ent_coef else loss
 
         loss = objective(policy.distribution(obs))
-        g = flat_grad(loss, params)
+        g = collective.mean(flat_grad(loss, params), batch.size)  # sum_r B_r g_r / B: the whole batch's gradient
+        loss = collective.mean(loss.detach(), batch.size)
         metrics["grad_norm"] = g.norm().item()
         if not torch.isfinite(g).all() or not math.isfinite(loss.item()):
             return self._rejected(metrics, "non-finite policy gradient")
@@ -193,6 +201,9 @@ class TRPO:
             idx = torch.randperm(obs.shape[0], generator=generator, device=device)[:count].to(obs.device)
             fvp_obs = obs[idx]
         fvp = fisher_product(policy, fvp_obs, params, cfg.damping)
+        if collective.active:  # sum_r B_r (F_r + d I) v / sum_r B_r = (F + d I) v over every rank's samples
+            local_fvp, fvp_rows = fvp, fvp_obs.shape[0]
+            fvp = lambda v: collective.mean(local_fvp(v), fvp_rows)  # noqa: E731
 
         scale = 1.0  # rho / full_step_signal, clipped to [0, 1]
         if cfg.full_step_signal > 0 and batch.size >= 4:
@@ -214,7 +225,9 @@ class TRPO:
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
                 dist = policy.distribution(obs)
-                return objective(dist).item(), mean_kl(old_dist, dist).item()
+                both = torch.stack([objective(dist), mean_kl(old_dist, dist)])  # [L(theta), KL(old || theta)]
+                surrogate_value, kl = collective.mean(both, batch.size).tolist()
+                return surrogate_value, kl
 
         old_params = flat_params(params)
         search = self.take_step(full_step, evaluate, loss.item())
@@ -249,11 +262,14 @@ class TRPO:
         """
         first = split_halves(batch, generator)
         second = ~first
+        n1, n2 = int(first.sum()), int(second.sum())
         g1 = flat_grad(objective(self.policy.distribution(batch.obs[first]), first), self.params)
         g2 = flat_grad(objective(self.policy.distribution(batch.obs[second]), second), self.params)
+        if self.collective.active:  # each half is the union of every rank's half: its mean gradient and size
+            g1, g2 = self.collective.mean(g1, n1), self.collective.mean(g2, n2)
+            n1, n2 = (int(n) for n in self.collective.sum(torch.tensor([n1, n2], device=g1.device)).tolist())
         s1 = conjugate_gradient(fvp, g1, self.cfg.cg_iters, self.cfg.cg_tol)  # F^-1 g_1
         s2 = conjugate_gradient(fvp, g2, self.cfg.cg_iters, self.cfg.cg_tol)  # F^-1 g_2
-        n1, n2 = int(first.sum()), int(second.sum())
         step_dir = (n1 * s1 + n2 * s2) / (n1 + n2)  # F^-1 g, g = (n_1 g_1 + n_2 g_2) / B
         denominator = (g1.dot(s1) + g2.dot(s2)) / 2
         rho = ((g1.dot(s2) + g2.dot(s1)) / 2 / denominator).item() if denominator > 0 else math.nan

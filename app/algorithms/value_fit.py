@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
+from app.algorithms.collective import SINGLE, Collective
+
 if TYPE_CHECKING:
     from app.algorithms.base import Batch
     from app.config import ValueConfig
@@ -22,12 +24,16 @@ def fit_value(
     minibatch_size: int,
     generator: torch.Generator | None = None,
     max_grad_norm: float | None = None,
+    collective: Collective = SINGLE,
 ) -> dict[str, float]:
     """Minimize mean (V_phi(s) - target)^2 with Adam over shuffled minibatches.
 
     norm_obs [B, obs_dim] (already normalized), targets [B]. If a loss or
     the weights are ever non-finite the value net and optimizer are restored
     to their state before the call and ``value_rejected`` is 1.
+    With several ranks ``minibatch_size`` is each rank's part of a minibatch and the step takes the
+    mean gradient of every rank's (the gradient of the loss over their union); the ranks hold equal
+    batches, so they take the same number of steps.
     Returns ``value_loss`` (mean minibatch loss of the last epoch) and ``value_rejected``.
     """
     saved_params = copy.deepcopy(value.state_dict())
@@ -44,6 +50,7 @@ def fit_value(
             loss = (value(norm_obs[idx]) - targets[idx]).square().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            collective.mean_gradients(value.parameters(), idx.numel())  # mean over every rank's minibatch
             if max_grad_norm is not None:
                 nn.utils.clip_grad_norm_(value.parameters(), max_grad_norm)
             optimizer.step()
@@ -51,11 +58,12 @@ def fit_value(
     # One check at the end (no per-step synchronization): a non-finite loss anywhere, or
     # non-finite weights after it, undoes the whole fit.
     all_losses = torch.stack(losses)
-    if not (torch.isfinite(all_losses).all() and all(torch.isfinite(p).all() for p in value.parameters())):
+    finite = bool(torch.isfinite(all_losses).all()) and all(bool(torch.isfinite(p).all()) for p in value.parameters())
+    if not collective.all(finite):  # every rank restores, or none
         value.load_state_dict(saved_params)
         optimizer.load_state_dict(saved_optim)
         return {"value_loss": float("nan"), "value_rejected": 1.0}
-    return {"value_loss": all_losses[-per_epoch:].mean().item(), "value_rejected": 0.0}
+    return {"value_loss": collective.mean(all_losses[-per_epoch:].mean()).item(), "value_rejected": 0.0}
 
 
 def explained_variance(predictions: Tensor, targets: Tensor) -> float:
@@ -69,8 +77,8 @@ def explained_variance(predictions: Tensor, targets: Tensor) -> float:
 class ValueFitter:
     """The value function fitted by its own Adam regression after each policy step (TRPO, NPG, VPG)."""
 
-    def __init__(self, value: nn.Module, cfg: ValueConfig) -> None:
-        self.value, self.cfg = value, cfg
+    def __init__(self, value: nn.Module, cfg: ValueConfig, collective: Collective = SINGLE) -> None:
+        self.value, self.cfg, self.collective = value, cfg, collective
         self.optimizer = torch.optim.Adam(value.parameters(), lr=cfg.lr, fused=True)
 
     def fit(self, norm_obs: Tensor, batch: Batch, generator: torch.Generator | None) -> dict[str, float]:
@@ -82,9 +90,10 @@ class ValueFitter:
             norm_obs,
             batch.returns,
             cfg.epochs,
-            cfg.minibatch_size,
+            self.collective.share(cfg.minibatch_size),  # this rank's part: the configured size over all ranks
             generator,
             cfg.max_grad_norm,
+            self.collective,
         )
         metrics["explained_variance"] = explained_variance(batch.values, batch.returns)
         return metrics

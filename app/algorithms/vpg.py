@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from app.algorithms.base import Batch, UpdateResult, importance_weights, policy_gradient_loss, scheduled_lr
+from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.value_fit import ValueFitter
 from app.params import param
 from policies import GaussianPolicy, ValueFunction, entropy, log_prob
@@ -121,7 +122,11 @@ def segment_ids(terminated: Tensor, truncated: Tensor) -> Tensor:
 
 
 class VPG:
-    """REINFORCE with a choice of return estimate and baseline (module docstring)."""
+    """REINFORCE with a choice of return estimate and baseline (module docstring).
+
+    Several ranks: the mean baseline, the RMS scale of Psi - b, the optimal baseline's sums and the
+    gradient are over every rank's samples (``collective``); so are the logged values.
+    """
 
     gae_lambda: float | None = None
 
@@ -132,13 +137,14 @@ class VPG:
         cfg: VPGConfig,
         value_cfg: ValueConfig,
         total_updates: int = 1,
+        collective: Collective = SINGLE,
     ) -> None:
-        self.policy, self.value, self.cfg = policy, value, cfg
+        self.policy, self.value, self.cfg, self.collective = policy, value, cfg, collective
         self.reuse_rollouts = cfg.reuse_rollouts
         self.total_updates = max(1, total_updates)
         self.params = [p for p in policy.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.lr)
-        self.value_fitter = ValueFitter(value, value_cfg)
+        self.value_fitter = ValueFitter(value, value_cfg, collective)
         self.updates = 0
 
     def psi(self, batch: Batch) -> Tensor:
@@ -151,15 +157,16 @@ class VPG:
         return estimate(*fields, batch.gamma).reshape(-1)
 
     def update(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
-        cfg, policy = self.cfg, self.policy
+        cfg, policy, collective = self.cfg, self.policy, self.collective
         lr = scheduled_lr(cfg.lr, cfg.lr_schedule, self.updates, self.total_updates)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         psi = self.psi(batch)
-        reference = psi.abs().max().clamp_min(1e-8)  # |Psi| before any baseline, for the scale guard below
+        # |Psi| before any baseline (largest over every rank's), for the scale guard below
+        reference = collective.max(psi.abs().max()).clamp_min(1e-8)
         baseline = "none" if cfg.returns == "gae" else cfg.baseline
         if baseline == "mean":
-            psi = psi - psi.mean()
+            psi = psi - collective.mean(psi.mean(), psi.numel())  # b = sum_r sum_i Psi_ri / B
         elif baseline == "value":
             psi = psi - batch.values
         dist = policy.distribution(batch.obs)
@@ -167,7 +174,7 @@ class VPG:
         weights = importance_weights(new_log_probs, batch, cfg.importance_cap, cfg.importance == "cumulative")
         # One scale for Psi - b: its RMS (not its std, which would blow up a Psi that is the same for every
         # step without a centring baseline), and no division where only rounding noise is left.
-        rms = psi.square().mean().sqrt()
+        rms = collective.mean(psi.square().mean(), psi.numel()).sqrt()  # sqrt(sum_r sum_i (Psi - b)^2 / B)
         scale = rms if cfg.normalize_psi and rms > 1e-6 * reference else torch.ones((), device=psi.device)
         ent = entropy(dist)
         self.optimizer.zero_grad(set_to_none=True)
@@ -183,6 +190,8 @@ class VPG:
         else:
             loss = policy_gradient_loss(new_log_probs, psi / scale, weights) - cfg.ent_coef * ent
             loss.backward()
+            collective.mean_gradients(self.params, batch.size)  # sum_r B_r grad_r / B
+            loss = collective.mean(loss.detach(), batch.size)
         grad_norm = nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm or math.inf)
         finite = math.isfinite(grad_norm.item())
         if finite:  # a non-finite gradient never reaches the parameters or the optimizer state
@@ -190,14 +199,15 @@ class VPG:
         self.updates += 1
         with torch.no_grad():
             kl = torch.distributions.kl_divergence(dist, policy.distribution(batch.obs)).sum(-1).mean()
+            kl, weight_mean = collective.mean(torch.stack([kl, weights.mean()]), batch.size).tolist()
         metrics |= {
             "policy_loss": loss.item(),
             "entropy": ent.item(),
             "grad_norm": grad_norm.item(),
-            "kl": kl.item(),
+            "kl": kl,
             "lr": lr,
-            "psi_rms": psi.square().mean().sqrt().item(),
-            "importance_weight_mean": weights.mean().item(),
+            "psi_rms": rms.item(),
+            "importance_weight_mean": weight_mean,
         }
         if not finite:
             self.optimizer.zero_grad(set_to_none=True)
@@ -209,8 +219,11 @@ class VPG:
         """(1/B) sum_i g_i (psi_i - b*) per parameter, from per-sample gradients g_i (torch.func).
 
         With ``returns: trajectory`` a sample is an episode segment, g(tau) = sum_t w_t grad log pi(a_t|s_t)
-        and psi its return; otherwise a sample is a step, g_t = w_t grad log pi(a_t|s_t). Returns the
-        gradient (one tensor per parameter) and the norm of b*.
+        and psi its return; otherwise a sample is a step, g_t = w_t grad log pi(a_t|s_t). Both reduce to four
+        sums over samples, S_gpsi = sum_i g_i psi_i, S_g2psi = sum_i g_i^2 psi_i, S_g2 = sum_i g_i^2 and
+        S_g = sum_i g_i (per parameter entry k), from which b*_k = S_g2psi / S_g2 and the gradient is
+        (S_gpsi - b* S_g) / B; with several ranks the sums and B are over every rank's samples.
+        Returns the gradient (one tensor per parameter) and the norm of b*.
         """
         policy = self.policy
         names = [n for n, p in policy.named_parameters() if p.requires_grad]
@@ -230,9 +243,17 @@ class VPG:
             count = int(seg.max()) + 1
             sums = {n: torch.zeros(count, *params[n].shape, device=psi.device) for n in names}
             seg_psi = torch.zeros(count, device=psi.device).scatter_(0, seg, psi)  # constant per segment
-        else:
-            acc = {n: torch.zeros(3, *params[n].shape, device=psi.device) for n in names}  # sum g psi, g^2 psi, g^2
-            g_sum = {n: torch.zeros_like(params[n]) for n in names}
+        # per parameter: [S_gpsi, S_g2psi, S_g2, S_g], each shaped like the parameter
+        acc = {n: torch.zeros(4, *params[n].shape, device=psi.device) for n in names}
+
+        def accumulate(name: str, g: Tensor, p: Tensor) -> None:
+            """Add samples g [S, *shape] with returns p [S] to the four sums of parameter ``name``."""
+            p = p.view(-1, *([1] * (g.dim() - 1)))
+            acc[name][0] += (g * p).sum(0)
+            acc[name][1] += (g.square() * p).sum(0)
+            acc[name][2] += g.square().sum(0)
+            acc[name][3] += g.sum(0)
+
         chunk = self.cfg.per_sample_chunk
         for start in range(0, batch.size, chunk):
             rows = slice(start, start + chunk)
@@ -243,22 +264,22 @@ class VPG:
                 if trajectory:
                     sums[n].index_add_(0, seg[rows], g)
                 else:
-                    p = psi[rows].view(-1, *([1] * (g.dim() - 1)))
-                    acc[n][0] += (g * p).sum(0)
-                    acc[n][1] += (g.square() * p).sum(0)
-                    acc[n][2] += g.square().sum(0)
-                    g_sum[n] += g.sum(0)
+                    accumulate(n, g, psi[rows])
+        if trajectory:
+            for n in names:
+                accumulate(n, sums[n], seg_psi)
+        collective = self.collective
+        if collective.active:  # one reduction of every sum, and of B
+            flat = collective.sum(torch.cat([acc[n].reshape(-1) for n in names]))
+            for n, part in zip(names, flat.split([acc[n].numel() for n in names]), strict=True):
+                acc[n] = part.view_as(acc[n])
+        total = int(collective.sum(torch.tensor(float(batch.size), device=psi.device)).item())
         out: list[Tensor] = []
         b_sq = 0.0
         for n in names:
-            if trajectory:
-                flat = sums[n].reshape(count, -1)
-                b = optimal_baseline(flat, seg_psi)
-                grad = (flat * (seg_psi[:, None] - b)).sum(0) / batch.size
-            else:
-                g_psi, g2_psi, g2 = (a.reshape(-1) for a in acc[n])
-                b = torch.where(g2 > 0, g2_psi / g2.clamp_min(1e-30), torch.zeros_like(g2))  # b*_k
-                grad = (g_psi - b * g_sum[n].reshape(-1)) / batch.size  # (1/B) sum_t g_t (psi_t - b*)
+            g_psi, g2_psi, g2, g_sum = (a.reshape(-1) for a in acc[n])
+            b = torch.where(g2 > 0, g2_psi / g2.clamp_min(1e-30), torch.zeros_like(g2))  # b*_k
+            grad = (g_psi - b * g_sum) / total  # (1/B) sum_i g_i (psi_i - b*)
             b_sq += float(b.square().sum())
             out.append(grad.view_as(params[n]))
         return out, math.sqrt(b_sq)
