@@ -131,7 +131,10 @@ def check_device(name: str) -> torch.device | None:
 def resolve_backend(backend: str, native: bool, device: str = "auto") -> tuple[str, str]:
     """(the backend ``backend`` resolves to, why) for a native task or not, given ``train.device``."""
     if backend != "auto":
-        return backend, f"task.backend {backend}"
+        if not native or backend == "gym":
+            return backend, f"task.backend {backend}"
+        auto, why = resolve_backend("auto", native, device)
+        return backend, f"task.backend {backend}; auto would pick {auto} here ({why.removeprefix('auto: ')})"
     if not native:
         return "gym", "not a native task"
     if device == "cpu":

@@ -253,9 +253,17 @@ def trainer_iterations(collective: Collective, out: Path) -> dict[str, Any]:
     resumed.iterate()
     torch.set_rng_state(saved_rng)
     trainer.iterate()
+    # train.minutes: the ranks' clocks differ, rank 0's decides for all (one rank alone stopping would hang
+    # the other in its next collective): rank 1 pretends its run started an hour ago, then rank 0 does
+    trainer.cfg = replace(cfg, train=replace(cfg.train, minutes=1.0, total_steps=10**9))
+    trainer.started -= 3600.0 * (collective.rank == 1)
+    spent = [trainer.out_of_budget()]
+    trainer.started += 3600.0 * (collective.rank == 1) - 3600.0 * (collective.rank == 0)
+    spent.append(trainer.out_of_budget())
     trainer.close()
     resumed.close()
     return result | {
+        "budget_spent": spent,
         "continued": parameters(trainer.policy, trainer.value),
         "resumed": parameters(resumed.policy, resumed.value),
         "continued_obs": trainer.obs.clone(),

@@ -162,6 +162,10 @@ def test_a_distributed_checkpoint_resumes_each_rank_exactly(ranks):
     assert not torch.equal(ranks[0]["trainer"]["resumed_obs"], ranks[1]["trainer"]["resumed_obs"])
 
 
+def test_the_ranks_agree_on_a_spent_wall_clock_budget_by_rank_0s_clock(ranks):
+    assert [rank["trainer"]["budget_spent"] for rank in ranks] == [[False, True], [False, True]]
+
+
 def test_a_rank_that_stops_answering_ends_the_others_after_the_timeout_in_one_line(tmp_path):
     torch.multiprocessing.start_processes(
         silent_rank_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method="fork"
