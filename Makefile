@@ -1,6 +1,7 @@
 # policylab: every target is a thin call of `python -m app`.
 #   make train task=hopper [algo=ppo] [key=value ...]    make train resume=runs/...
 #   make train task=humanoid train.minutes=5    (a wall-clock budget; on a CUDA machine the gpu settings)
+#   make train task=hopper settings=gpu task.num_envs=256   (a backend's settings on this machine's backend)
 #   make train task=humanoid nproc=4          data-parallel on 4 ranks of this machine (torchrun; a GPU each)
 #   make train task=humanoid nproc=4 nnodes=2 rdzv=HOST:29400    the same on each of 2 machines (c10d)
 #   make eval run=runs/... [episodes=10]      make tasks      make test
@@ -15,7 +16,7 @@ PY := $(VENV)/bin/python
 SETUP ?= setup
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
 OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
-	overlay=% PYTHON=% PY=% SETUP=% nproc=% nnodes=% rdzv=% rdzv_id=%
+	overlay=% PYTHON=% PY=% SETUP=% settings=% nproc=% nnodes=% rdzv=% rdzv_id=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
 .PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn bench-speed clean-venv
@@ -43,7 +44,8 @@ train: $(SETUP)
 ifdef resume
 	$(TRAIN) train --resume "$(resume)" $(OVERRIDES)
 else
-	$(TRAIN) train --task "$(or $(task),humanoid)" $(if $(algo),--algo "$(algo)") $(OVERRIDES)
+	$(TRAIN) train --task "$(or $(task),humanoid)" $(if $(algo),--algo "$(algo)") \
+		$(if $(settings),--settings "$(settings)") $(OVERRIDES)
 endif
 
 eval: setup

@@ -36,7 +36,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not args.task:
             raise PolicylabError("train needs a task (make train task=hopper) or a run to resume (resume=runs/...)")
-        cfg = load_config(args.task, args.overrides, algo=args.algo)
+        cfg = load_config(args.task, args.overrides, algo=args.algo, settings=args.settings)
         _select_backend_for_videos(cfg.train.video_every)
         from app.runner import Trainer, new_run_dir
 
@@ -209,7 +209,7 @@ def _config(args: argparse.Namespace) -> int:
 
     from app.config import config_to_dict, field_help, load_config
 
-    cfg = load_config(args.task, args.overrides, algo=args.algo)
+    cfg = load_config(args.task, args.overrides, algo=args.algo, settings=args.settings)
     if args.fields:
         for key, default, text in field_help():
             shown = "null" if default is None else default
@@ -227,6 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="task config name (see 'tasks'), Gymnasium id or dmc:domain-task")
     p.add_argument("--resume", metavar="RUN", help="run directory (or checkpoint file) to continue")
     p.add_argument("--algo", default=None, help="algorithm (trpo, npg, ppo, a2c, vpg); default: the task config's")
+    p.add_argument(
+        "--settings",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="take the task file's settings for this backend whatever the backend (default: the backend's own)",
+    )
     p.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides by dotted path, e.g. algo.max_kl=0.02"
     )
@@ -280,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value")
     p.add_argument("--fields", action="store_true", help="list every config field with its default and meaning")
     p.add_argument("--algo", default=None, help="algorithm (default: the task config's)")
+    p.add_argument("--settings", choices=("cpu", "gpu"), default=None, help="a backend's settings (see train)")
     p.set_defaults(func=_config)
     return parser
 

@@ -145,7 +145,11 @@ def unknown_task_error(task: str, configs_dir: Path = CONFIGS_DIR) -> TaskError:
 
 
 def load_config(
-    task: str, overrides: typing.Sequence[str] = (), configs_dir: Path = CONFIGS_DIR, algo: str | None = None
+    task: str,
+    overrides: typing.Sequence[str] = (),
+    configs_dir: Path = CONFIGS_DIR,
+    algo: str | None = None,
+    settings: str | None = None,
 ) -> Config:
     """Load ``configs/<task>.yaml`` (or defaults for a raw environment id) and apply overrides.
 
@@ -179,7 +183,9 @@ def load_config(
     if isinstance(task_section, dict):
         task_section.setdefault("name", task.replace(":", "-").replace("/", "-"))
     backend = placement_backend(data, overrides, source)
-    profile = "gpu" if backend == "gpu" else "cpu"
+    if settings is not None and settings not in PROFILES:
+        raise ConfigError(f"settings: unknown backend settings {settings!r}; valid: {', '.join(PROFILES)}")
+    profile = settings or ("gpu" if backend == "gpu" else "cpu")
     if profile in profiles:
         data = overlay(data, profiles[profile])
         source = f"{source} ({profile} settings)"

@@ -201,3 +201,13 @@ def test_a_backends_settings_that_switch_algorithm_replace_the_algo_section(tmp_
     text = "task: {id: Hopper-v5, backend: cpu}\nalgo: {cg_iters: 30}\ncpu: {algo: {max_kl: 0.05}}\n"
     cfg = load_config("mine", configs_dir=write_task(tmp_path, text))
     assert (cfg.algo.name, cfg.algo.cg_iters, cfg.algo.max_kl) == ("trpo", 30, 0.05)  # same algorithm: merged
+
+
+def test_a_backends_settings_can_be_tried_on_the_other_backend(machine, capsys):
+    machine(cuda=0)
+    cfg = load_config("hopper", ["task.num_envs=256"], settings="gpu")  # the gpu recipe on mujoco.batch
+    assert (cfg.task.backend, cfg.algo.name, cfg.task.num_envs, cfg.policy.activation) == ("cpu", "ppo", 256, "elu")
+    with pytest.raises(ConfigError, match=r"settings: unknown backend settings 'tpu'; valid: cpu, gpu"):
+        load_config("hopper", settings="tpu")
+    assert main(["config", "hopper", "--settings", "gpu"]) == 0
+    assert "lr_schedule: kl_adaptive" in capsys.readouterr().out
