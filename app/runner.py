@@ -35,7 +35,7 @@ from app.evaluate import EVAL_SEED_OFFSET, build_policy, evaluate_policy, evalua
 from app.logger import RunLogger
 from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
 from envs import VecEnv
-from envs.native.batch_sim import available_cores
+from envs.placement import available_cores
 from envs.spec import spec_to_dict
 from policies.factory import flat_size, make_value
 

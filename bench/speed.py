@@ -211,7 +211,7 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def table(results: list[dict], tasks: list[str], n: int) -> str:
-    from envs.native.batch_sim import available_cores
+    from envs.placement import available_cores
 
     lines = [
         f"Machine: {cpu_name()}, {available_cores()} cores, {platform.system()}; "

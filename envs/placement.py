@@ -25,6 +25,7 @@ The rules (``task.backend`` x ``train.device``):
 from __future__ import annotations
 
 import functools
+import os
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -95,6 +96,14 @@ def gpu_backend_missing() -> str:
     if find_spec("mujoco_warp") is None:
         missing.append("mujoco-warp")
     return " and ".join(missing)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (the cpu backend's simulation threads, the update's torch threads)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def device_name(device: str) -> str:
@@ -172,6 +181,7 @@ __all__ = [
     "DEVICE_CHOICES",
     "DeviceError",
     "Placement",
+    "available_cores",
     "check_device",
     "cuda_available",
     "gpu_backend_missing",

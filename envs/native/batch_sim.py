@@ -11,7 +11,6 @@ never copies, nor loops over simulations.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +21,8 @@ import torch
 from mujoco import batch as mjbatch
 from torch import Tensor
 
+from envs.placement import available_cores
+
 # The state fields saved for an exact resume: mjSTATE_INTEGRATION without mocap/eq/user data,
 # which the shipped tasks do not use.
 STATE_FIELDS = ("time", "qpos", "qvel", "act", "qacc_warmstart", "ctrl", "qfrc_applied", "xfrc_applied")
@@ -31,14 +32,6 @@ UNSTABLE_WARNINGS = (
     int(mujoco.mjtWarning.mjWARN_BADQVEL),
     int(mujoco.mjtWarning.mjWARN_BADQACC),
 )
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def torch_view(array: np.ndarray) -> Tensor:
