@@ -175,7 +175,7 @@ def _tasks(args: argparse.Namespace) -> int:
 
     rows = [("task", "environment", "obs", "act", "dt [s]", "episode steps", "tuned algorithms")]
     for name in available_tasks():
-        cfg = load_config(name)
+        cfg = load_config(name, ["train.device=cpu"])  # sizes only: mujoco.batch builds at once, Warp compiles
         env = envs.make(cfg.task, num_envs=1)
         steps = str(env.max_episode_steps) if env.max_episode_steps else "-"
         rows.append(
