@@ -1,6 +1,6 @@
 # policylab: every target is a thin call of `python -m app`.
 #   make train task=hopper [algo=ppo] [key=value ...]    make train resume=runs/...
-#   make eval run=runs/... [episodes=10]      make tasks      make test
+#   make eval run=runs/... [episodes=10]      make tasks      make test      make test-fast
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
 #   make export run=runs/...                  make deploy-sim run=runs/... [episodes=10 latency=0 noise=0]
@@ -13,7 +13,7 @@ OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% la
 	overlay=% PYTHON=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
-.PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn bench-speed clean-venv
+.PHONY: setup train eval render plot export deploy-sim tasks test test-fast lint bench-learn bench-speed clean-venv
 
 setup: $(VENV)/.installed
 
@@ -61,6 +61,10 @@ tasks: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# the inner loop: every test but those marked slow (whole learning runs, end-to-end task runs)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check app policies envs tests bench

@@ -28,6 +28,7 @@ def only_run(root: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["trpo", "ppo", "a2c", "vpg"])
 def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_path, algo):
     # Exactly as a user runs `make train task=inverted_pendulum algo=...` (seed 0), to the end: the
