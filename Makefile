@@ -4,7 +4,7 @@
 #   make train task=hopper settings=gpu task.num_envs=256   (a backend's settings on this machine's backend)
 #   make train task=humanoid nproc=4          data-parallel on 4 ranks of this machine (torchrun; a GPU each)
 #   make train task=humanoid nproc=4 nnodes=2 rdzv=HOST:29400    the same on each of 2 machines (c10d)
-#   make eval run=runs/... [episodes=10]      make tasks      make test
+#   make eval run=runs/... [episodes=10]      make tasks      make test      make test-fast
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
 #   make export run=runs/...                  make deploy-sim run=runs/... [episodes=10 latency=0 noise=0]
@@ -19,7 +19,7 @@ OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% la
 	overlay=% PYTHON=% PY=% SETUP=% settings=% nproc=% nnodes=% rdzv=% rdzv_id=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
-.PHONY: setup train eval render plot export deploy-sim tasks test lint bench-learn bench-speed clean-venv
+.PHONY: setup train eval render plot export deploy-sim tasks test test-fast lint bench-learn bench-speed clean-venv
 
 setup: $(VENV)/.installed
 
@@ -76,6 +76,10 @@ tasks: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# the inner loop: every test but those marked slow (whole learning runs, end-to-end task runs)
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
 
 lint: setup
 	$(PY) -m ruff check app policies envs tests bench

@@ -1,21 +1,52 @@
 """Configuration: typed, strict, one clear line per mistake."""
 
+import shutil
+
 import pytest
 import yaml
 
 from app.cli import main
-from app.config import Config, available_tasks, config_from_dict, config_to_dict, load_config
+from app.config import CONFIGS_DIR, Config, available_tasks, config_from_dict, config_to_dict, load_config
 from app.errors import ConfigError, TaskError
 
 SHIPPED = ["ant", "halfcheetah", "hopper", "humanoid", "inverted_pendulum", "pusher", "reacher", "swimmer", "walker2d"]
 
 
-def test_every_shipped_config_loads_and_round_trips():
-    assert set(SHIPPED) <= set(available_tasks())
+TASK_FILES = sorted(CONFIGS_DIR.glob("*.yaml"))
+PAIR_FILES = sorted(CONFIGS_DIR.glob("*/*.yaml"))
+
+
+def test_the_shipped_configs_are_the_ones_the_tests_below_load():
+    assert set(SHIPPED) <= set(available_tasks()) == {p.stem for p in TASK_FILES}
+    assert len(TASK_FILES) >= 16 and len(PAIR_FILES) >= 15  # configs/<task>.yaml and configs/<algo>/<task>.yaml
     for name in SHIPPED:
-        cfg = load_config(name)
-        assert cfg.task.name == name and cfg.task.id.endswith("-v5")
+        assert load_config(name).task.id.endswith("-v5"), name
+
+
+@pytest.mark.parametrize("path", TASK_FILES, ids=[p.stem for p in TASK_FILES])
+def test_every_task_config_loads_and_round_trips(path):
+    cfg = load_config(path.stem)
+    assert cfg.task.name == path.stem
+    assert config_from_dict(config_to_dict(cfg), "round trip") == cfg
+
+
+@pytest.mark.parametrize("path", PAIR_FILES, ids=[f"{p.parent.name}/{p.stem}" for p in PAIR_FILES])
+def test_every_algorithm_pair_config_loads_round_trips_and_takes_effect(path, tmp_path):
+    algo, task = path.parent.name, path.stem
+    assert (CONFIGS_DIR / f"{task}.yaml").is_file(), f"{path}: no configs/{task}.yaml to pair with"
+    # on each backend's settings (a pair file may hold settings for one backend only: configs/trpo/humanoid.yaml)
+    loaded = [load_config(task, [f"task.backend={backend}"], algo=algo) for backend in ("cpu", "gpu")]
+    for cfg in loaded:
+        assert cfg.algo.name == algo and cfg.task.name == task
         assert config_from_dict(config_to_dict(cfg), "round trip") == cfg
+    # the same load without this one pair file (a copy of configs/ less it) is a different configuration
+    shutil.copytree(CONFIGS_DIR, tmp_path / "configs")
+    (tmp_path / "configs" / algo / f"{task}.yaml").unlink()
+    without = [
+        load_config(task, [f"task.backend={backend}"], algo=algo, configs_dir=tmp_path / "configs")
+        for backend in ("cpu", "gpu")
+    ]
+    assert without != loaded, f"{path} changes nothing"
 
 
 def test_overrides_by_dotted_path_with_number_forms():

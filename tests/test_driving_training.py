@@ -15,9 +15,13 @@ from app.evaluate import evaluate_run
 from app.export import export_run
 from app.runner import Trainer, new_run_dir
 
+pytestmark = pytest.mark.slow  # make test-fast skips it
+
 ROOT = Path(__file__).resolve().parents[1]
-# The shipped config as a user runs it (seed 0), cut to 15 iterations: on the 2-core test machine the
-# whole 200k steps take minutes, and held-out laps are already clean by then (40k steps in the full run).
+# The shipped config as a user runs it (seed 0), cut to 15 of its 49 iterations: on the 2-core test machine
+# these 15 took 37 s of a full suite run (--durations) and 377 s alone while other developers' suites shared
+# its 2 cores, so the whole run would cost about 3.3 times that (+80 s at best); held-out laps are already
+# clean by then (40k steps in the full run).
 ITERATIONS = 15
 
 
@@ -37,7 +41,11 @@ def test_trpo_laps_held_out_tracks_without_collisions(driving_run):
     _, result = evaluate_run(driving_run, episodes=20)
     assert result["episodes"] == 20
     assert result["lap_completed"] >= 0.9, result
-    assert result["lap_time"] > 0 and result["collisions_per_km"] >= 0
+    # at most one of the 20 held-out episodes ends in a wall (seed 0 here: none, collisions_per_km 0.0)
+    assert result["collision"] <= 0.05 and result["collisions_per_km"] <= 1.0 / (result["distance"] * 20 / 1000)
+    # the drive holds target_speed (2 m/s): a lap of distance / laps metres takes that over 2 m/s (15.1 s here)
+    lap_length = result["distance"] / result["laps"]
+    assert result["lap_time"] == pytest.approx(lap_length / 2.0, rel=0.1), result
 
 
 def test_the_driving_policy_exports_and_drives_under_mujoco_ray_casts_without_torch(driving_run):

@@ -16,6 +16,8 @@ from app.evaluate import evaluate_run
 from app.export import export_run
 from app.runner import Trainer, new_run_dir
 
+pytestmark = pytest.mark.slow  # make test-fast skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

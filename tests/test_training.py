@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from app.checkpoint import load_checkpoint
 from app.cli import main
-from app.config import load_config
+from app.config import config_from_dict, load_config
 from app.errors import TrainingDiverged
 from app.runner import Trainer, new_run_dir
 
@@ -26,6 +28,7 @@ def only_run(root: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["trpo", "ppo", "a2c", "vpg"])
 def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_path, algo):
     # Exactly as a user runs `make train task=inverted_pendulum algo=...` (seed 0), to the end: the
@@ -50,9 +53,10 @@ def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_pat
         assert max(float(r["first_ratio_error"]) for r in rows) < 1e-5
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.iterdir())
     assert {"latest.pt", "best.pt"} <= {p.name for p in (run_dir / "checkpoints").iterdir()}
-    assert load_config("inverted_pendulum", [f"train.runs_dir={tmp_path}", "train.progress=none"], algo=algo) == cfg
-    saved = (run_dir / "config.yaml").read_text()
-    assert f"name: {algo}" in saved and f"total_steps: {cfg.train.total_steps}" in saved
+    # the run's config.yaml and its checkpoint hold the whole resolved configuration the run trained with
+    saved = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), "config.yaml", saved=True)
+    assert saved == cfg
+    assert config_from_dict(load_checkpoint(run_dir / "checkpoints" / "latest.pt")["config"], "ckpt", saved=True) == cfg
 
     # make eval on the latest checkpoint, over more episodes and other seeds than training's evaluations
     assert main(["evaluate", str(run_dir), "--episodes", "10", "--seed", "77"]) == 0
@@ -69,8 +73,9 @@ def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_pat
         # the reuse buffer of past rollouts is part of the state
         ("cpu", ["algo.name=a2c", "algo.lr_schedule=constant", "algo.reuse_rollouts=2"]),
         ("cpu", ["algo.name=vpg", "algo.baseline=optimal", "algo.reuse_rollouts=1", "algo.importance=cumulative"]),
+        ("cpu", ["algo.name=npg"]),  # NPG through the trainer: its checkpoint, its rows
     ],
-    ids=["trpo-cpu", "trpo-gym", "ppo", "a2c-reuse", "vpg-optimal-reuse"],
+    ids=["trpo-cpu", "trpo-gym", "ppo", "a2c-reuse", "vpg-optimal-reuse", "npg"],
 )
 def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, fast, backend, algo):
     # Hopper terminates often with a random policy, so resets, truncation and env state all matter.
@@ -109,6 +114,55 @@ def assert_resume_is_exact(tmp_path: Path, task: str, overrides: list[str], step
     assert len(rows_a) == len(rows_b) == iterations
     for ra, rb in zip(rows_a, rows_b, strict=True):
         assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_a_run_stopped_by_ctrl_c_resumes_exactly_with_the_default_linear_learning_rate(tmp_path, fast, algo):
+    # The other resume tests extend a finished half run, which needs a schedule that ignores the run's length;
+    # here the run is stopped as a user stops it (SIGINT after iteration 3 of 6: finish the iteration,
+    # checkpoint, return) and resumed with `make train resume=...`, so the linear decay over the whole run holds.
+    overrides = [o for o in fast if not o.startswith("train.runs_dir")] + [
+        "task.id=Hopper-v5",
+        "train.eval_every=3",
+        f"algo.name={algo}",
+        "train.total_steps=384",
+    ]
+    whole = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'a'}"])
+    assert whole.algo.lr_schedule == "linear"
+    Trainer(whole, new_run_dir(whole)).run()
+
+    stopped = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'b'}"])
+    trainer = Trainer(stopped, new_run_dir(stopped))
+    iterate = trainer.iterate
+
+    def iterate_then_interrupt():
+        row = iterate()
+        if trainer.iteration == 3:
+            signal.raise_signal(signal.SIGINT)  # the GracefulStop handler: stop after this iteration
+        return row
+
+    trainer.iterate = iterate_then_interrupt
+    assert trainer.run()["finished"] is False
+    run_b = only_run(tmp_path / "b")
+    assert load_checkpoint(run_b / "checkpoints" / "latest.pt")["runner"]["iteration"] == 3
+    assert main(["train", "--resume", str(run_b)]) == 0
+
+    run_a = only_run(tmp_path / "a")
+    a = load_checkpoint(run_a / "checkpoints" / "latest.pt")
+    b = load_checkpoint(run_b / "checkpoints" / "latest.pt")
+    assert a["runner"]["env_steps"] == b["runner"]["env_steps"] == 384
+    for part in ("policy", "value"):
+        for key in a[part]:
+            assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
+    timing = {"wall_time", "steps_per_s", "collect_time", "update_time"}
+    rows_a, rows_b = read_progress(run_a), read_progress(run_b)
+    assert len(rows_a) == len(rows_b) == 6
+    for ra, rb in zip(rows_a, rows_b, strict=True):
+        assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
+    lr0 = whole.algo.lr
+    assert [float(r["lr"]) for r in rows_b] == pytest.approx(
+        [lr0 * (1 - k / 6) for k in range(6)], rel=1e-5
+    )  # csv: 6 digits
 
 
 def test_non_finite_updates_are_rejected_then_the_run_stops_keeping_the_last_good_checkpoint(tmp_path, fast):

@@ -1,4 +1,4 @@
-"""Building a :class:`Batch` for algorithm tests from flat tensors."""
+"""Building a :class:`Batch` for algorithm tests from flat tensors; brute-force gradients to check updates against."""
 
 from __future__ import annotations
 
@@ -41,3 +41,30 @@ def flat_batch(
         time_shape=time_shape or (b, 1),
         gamma=gamma,
     )
+
+
+def per_sample_grads(module, inputs, fn) -> torch.Tensor:
+    """Brute force: the gradient of fn(module(row)) for each row by its own backward pass, flat: [B, P] float64."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    rows = []
+    for i in range(inputs[0].shape[0]):
+        out = fn(*(x[i : i + 1] for x in inputs))
+        grads = torch.autograd.grad(out, params, allow_unused=True)
+        rows.append(
+            torch.cat(
+                [(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(grads, params, strict=True)]
+            )
+        )
+    return torch.stack(rows).double()
+
+
+def flat_grads(module) -> torch.Tensor:
+    return torch.cat([p.grad.reshape(-1) for p in module.parameters() if p.requires_grad]).double()
+
+
+def entropy_gradient(policy) -> torch.Tensor:
+    """d H / d theta, flat, by hand: H = sum_j (log sigma_j + 0.5 log(2 pi e)) per state, so 1 for each log sigma_j
+    and 0 for every weight of the mean network."""
+    return torch.cat(
+        [torch.ones(p.numel()) if n == "log_std" else torch.zeros(p.numel()) for n, p in policy.named_parameters()]
+    ).double()

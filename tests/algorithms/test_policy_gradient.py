@@ -1,6 +1,7 @@
 """REINFORCE / VPG and A2C: return estimates against brute force, causality, baselines (the optimal one
 against a brute-force variance minimization; all unbiased on a bandit), importance weights."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -11,7 +12,7 @@ from app.algorithms.base import importance_weights, policy_gradient_loss
 from app.algorithms.vpg import VPG, VPGConfig, optimal_baseline, reward_to_go, segment_ids, trajectory_returns
 from app.config import ValueConfig
 from policies import GaussianPolicy, ValueFunction, log_prob
-from tests.algorithms.batches import flat_batch
+from tests.algorithms.batches import entropy_gradient, flat_batch, flat_grads, per_sample_grads
 
 
 def brute_reward_to_go(rewards, next_values, terminated, truncated, gamma):
@@ -150,17 +151,38 @@ def make_policy_batch(seed=0, n=256):
     return policy, value, batch
 
 
-def test_importance_weights_are_one_under_the_behaviour_policy_and_the_gradient_is_the_on_policy_one():
+def log_prob_grads(policy, obs, actions) -> torch.Tensor:
+    """grad_theta log pi(a_i|s_i) per sample: [B, P]."""
+    return per_sample_grads(policy, (obs, actions), lambda o, a: log_prob(policy.distribution(o), a).sum())
+
+
+def test_importance_weights_are_one_under_the_behaviour_policy():
     policy, _, batch = make_policy_batch()
     new_logp = log_prob(policy.distribution(batch.obs), batch.actions)
     for cumulative in (False, True):
         w = importance_weights(new_logp, batch, cap=1.0, cumulative=cumulative)
         torch.testing.assert_close(w, torch.ones_like(w))
-    params = list(policy.parameters())
-    off = torch.autograd.grad(policy_gradient_loss(new_logp, batch.advantages, w), params, retain_graph=True)
-    on = torch.autograd.grad(policy_gradient_loss(new_logp, batch.advantages), params)
-    for a, b in zip(off, on, strict=True):
-        torch.testing.assert_close(a, b)
+
+
+def test_the_importance_weighted_gradient_is_the_brute_force_weighted_sum():
+    # behaviour log-probabilities away from the current policy's: weights between 0.37 and the cap 1.5
+    policy, _, batch = make_policy_batch(n=64)
+    shift = torch.linspace(-1.0, 1.0, 64)
+    batch = flat_batch(
+        batch.obs, batch.actions, batch.advantages, log_probs=batch.log_probs + shift, time_shape=batch.time_shape
+    )
+    new_logp = log_prob(policy.distribution(batch.obs), batch.actions)
+    w = importance_weights(new_logp, batch, cap=1.5, cumulative=False)
+    torch.testing.assert_close(w, torch.exp(-shift).clamp(max=1.5), rtol=1e-5, atol=1e-6)  # exp(new - behaviour)
+    assert w.min() < 0.4 and (w == 1.5).sum() > 10
+    params = [p for p in policy.parameters() if p.requires_grad]
+    loss = policy_gradient_loss(new_logp, batch.advantages, w)
+    got = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
+    per = log_prob_grads(policy, batch.obs, batch.actions)
+    expected = -(per * (w * batch.advantages).double()[:, None]).mean(0)  # -(1/B) sum_i w_i A_i grad log pi_i
+    torch.testing.assert_close(got.double(), expected, rtol=1e-4, atol=1e-6)
+    on_policy = -(per * batch.advantages.double()[:, None]).mean(0)
+    assert (expected - on_policy).norm() > 0.1 * on_policy.norm()  # the weights matter here
 
 
 def test_importance_weights_by_hand_truncated_and_cumulative():
@@ -183,12 +205,14 @@ def test_importance_weights_by_hand_truncated_and_cumulative():
     )
 
 
+@pytest.mark.parametrize("weighted", [False, True], ids=["on-policy", "importance-weighted"])
 @pytest.mark.parametrize("returns", ["trajectory", "reward_to_go"])
-def test_vpg_optimal_baseline_gradient_matches_the_autograd_gradient_with_b_star(returns):
+def test_vpg_optimal_baseline_gradient_matches_the_autograd_gradient_with_b_star(returns, weighted):
     policy, value, batch = make_policy_batch()
     algo = VPG(policy, value, VPGConfig(returns=returns, baseline="optimal", normalize_psi=False), ValueConfig())
     psi = algo.psi(batch)
-    weights = torch.ones(batch.size)
+    g = torch.Generator().manual_seed(5)
+    weights = torch.rand(batch.size, generator=g) * 1.5 + 0.05 if weighted else torch.ones(batch.size)
     grads, _ = algo.optimal_baseline_gradient(batch, psi, weights)
     # brute force: per-sample gradients by a loop, b* per parameter, then (1/B) sum g (psi - b*)
     params = [p for p in policy.parameters() if p.requires_grad]
@@ -196,7 +220,7 @@ def test_vpg_optimal_baseline_gradient_matches_the_autograd_gradient_with_b_star
     for i in range(batch.size):
         lp = log_prob(policy.distribution(batch.obs[i : i + 1]), batch.actions[i : i + 1]).sum()
         per.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(lp, params)]))
-    per = torch.stack(per).double()
+    per = torch.stack(per).double() * weights.double()[:, None]  # g_i = w_i grad log pi_i
     if returns == "trajectory":
         steps, cols = batch.time_shape
         seg = segment_ids(batch.terminated.view(steps, cols), batch.truncated.view(steps, cols))
@@ -211,15 +235,62 @@ def test_vpg_optimal_baseline_gradient_matches_the_autograd_gradient_with_b_star
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-6)
 
 
+def brute_psi(batch, returns):
+    """Psi_t [B] float64 by brute force: the GAE advantage, the return from t on, or the whole segment's return."""
+    if returns == "gae":
+        return batch.advantages.double()
+    steps, cols = batch.time_shape
+    fields = [getattr(batch, k).view(steps, cols) for k in ("rewards", "next_values", "terminated", "truncated")]
+    rtg = brute_reward_to_go(*fields, batch.gamma)
+    if returns == "reward_to_go":
+        return rtg.reshape(-1)
+    done = fields[2] | fields[3]
+    out = torch.empty_like(rtg)
+    for m, t in itertools.product(range(cols), range(steps)):
+        start = max([k + 1 for k in range(t) if done[k, m]], default=0)  # the segment's first step
+        out[t, m] = rtg[start, m]
+    return out.reshape(-1)
+
+
 @pytest.mark.parametrize("baseline", ["none", "mean", "value", "optimal"])
 @pytest.mark.parametrize("returns", ["trajectory", "reward_to_go", "gae"])
-def test_vpg_update_runs_for_every_switch(returns, baseline):
-    policy, value, batch = make_policy_batch()
+def test_vpg_gradient_for_every_switch_is_the_brute_force_one(returns, baseline):
+    # grad of the loss = -(1/B) sum_i g_i ((Psi_i - b) / rms), rms over the batch; with returns: gae the
+    # baseline is ignored (GAE already subtracts V), so its four cases must all give the same number
+    policy, value, batch = make_policy_batch(n=64)
+    g = torch.Generator().manual_seed(3)
+    batch = dataclasses.replace(batch, values=torch.randn(64, generator=g), next_values=torch.randn(64, generator=g))
     algo = VPG(policy, value, VPGConfig(returns=returns, baseline=baseline, lr=1e-2), ValueConfig(epochs=1))
-    before = [p.detach().clone() for p in policy.parameters()]
+    per = log_prob_grads(policy, batch.obs, batch.actions)
+    psi = brute_psi(batch, returns)
+    used = "none" if returns == "gae" else baseline
+    if used == "mean":
+        psi = psi - psi.mean()
+    elif used == "value":
+        psi = psi - batch.values.double()
+    psi = psi / psi.square().mean().sqrt()
+    if used != "optimal":
+        expected = -(per * psi[:, None]).mean(0)
+    elif returns == "trajectory":  # a sample is a segment: g(tau) = sum of its steps' g, Psi its return
+        steps, cols = batch.time_shape
+        seg = segment_ids(batch.terminated.view(steps, cols), batch.truncated.view(steps, cols))
+        per = torch.zeros(int(seg.max()) + 1, per.shape[1], dtype=torch.float64).index_add_(0, seg, per)
+        seg_psi = torch.zeros(per.shape[0], dtype=torch.float64).scatter_(0, seg, psi)
+        b = (per.square() * seg_psi[:, None]).sum(0) / per.square().sum(0)  # b*_k = sum g^2 Psi / sum g^2
+        expected = -(per * (seg_psi[:, None] - b)).sum(0) / batch.size
+    else:
+        b = (per.square() * psi[:, None]).sum(0) / per.square().sum(0)
+        expected = -(per * (psi[:, None] - b)).mean(0)
     result = algo.update(batch, torch.Generator().manual_seed(0))
     assert result.rejected is None and result.metrics["kl"] > 0
-    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters(), strict=True))
+    torch.testing.assert_close(flat_grads(policy), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_vpg_switches_change_the_gradient():
+    # the three return estimates are different numbers on the batch above, so each switch's case tells them apart
+    _, _, batch = make_policy_batch(n=64)
+    psis = [brute_psi(batch, r) for r in ("trajectory", "reward_to_go", "gae")]
+    assert all((a - b).abs().max() > 0.1 for a, b in itertools.combinations(psis, 2))
 
 
 @pytest.mark.parametrize("optimizer", ["rmsprop", "adam"])
@@ -233,6 +304,32 @@ def test_a2c_takes_one_step_that_raises_the_advantage_weighted_likelihood(optimi
         after = (log_prob(policy.distribution(batch.obs), batch.actions) * batch.advantages).mean()
     assert result.rejected is None and after > before and algo.updates == 1
     assert result.metrics["importance_weight_mean"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("vf_coef", "ent_coef"), [(0.5, 0.0), (2.0, 0.3), (0.0, 0.01)])
+def test_a2c_gradient_is_the_brute_force_gradient_of_its_three_loss_terms(vf_coef, ent_coef):
+    # loss = -(1/B) sum w_i A_i log pi_i + vf_coef 0.5 (1/B) sum w_i (V_i - R_i)^2 - ent_coef H, with importance
+    # weights w other than 1 (behaviour log-probs shifted, cap 2): each term's gradient against brute force.
+    policy, value, batch = make_policy_batch(n=64)
+    g = torch.Generator().manual_seed(4)
+    shift = torch.linspace(-1.0, 1.0, 64)
+    batch = dataclasses.replace(batch, log_probs=batch.log_probs + shift, returns=torch.randn(64, generator=g))
+    cfg = A2CConfig(vf_coef=vf_coef, ent_coef=ent_coef, importance_cap=2.0, max_grad_norm=None, lr=1e-4)
+    algo = A2C(policy, value, cfg, ValueConfig())
+    w = torch.exp(-shift).clamp(max=2.0).double()  # pi / pi_behaviour = exp(-shift) before the step
+    norm_obs = policy.normalizer(batch.obs).detach()
+    with torch.no_grad():
+        v = value(norm_obs).double()
+    expected_policy = -(log_prob_grads(policy, batch.obs, batch.actions) * (w * batch.advantages.double())[:, None])
+    expected_policy = expected_policy.mean(0) - ent_coef * entropy_gradient(policy)
+    value_grads = per_sample_grads(value, (norm_obs,), lambda o: value(o).sum())
+    expected_value = vf_coef * (value_grads * (w * (v - batch.returns.double()))[:, None]).mean(0)
+    result = algo.update(batch, torch.Generator().manual_seed(0))
+    assert result.rejected is None
+    assert result.metrics["importance_weight_mean"] == pytest.approx(w.mean().item(), rel=1e-5)
+    assert result.metrics["value_loss"] == pytest.approx(0.5 * (w * (v - batch.returns.double()) ** 2).mean().item())
+    torch.testing.assert_close(flat_grads(policy), expected_policy, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(flat_grads(value), expected_value, rtol=1e-4, atol=1e-7)
 
 
 def test_a2c_nstep_asks_the_runner_for_lambda_one():
@@ -290,8 +387,19 @@ def test_vpg_does_not_blow_up_a_psi_that_is_the_same_everywhere(baseline):
         next_values=torch.zeros(16),
     )
     algo = VPG(policy, value, VPGConfig(returns="trajectory", baseline=baseline), ValueConfig(epochs=1))
+    with torch.no_grad():
+        psi = algo.psi(same)
+    assert torch.equal(psi, psi[0].expand(16)) and psi[0] > 1.0
+    # none: Psi / rms(Psi) = 1 exactly, the gradient of -mean log pi; mean: Psi - mean is rounding noise
+    # only, left undivided, so (nearly) no gradient. Dividing by a std instead would give ~1 (mean) or inf (none).
+    expected = -log_prob_grads(policy, same.obs, same.actions).mean(0) if baseline == "none" else None
     result = algo.update(same, torch.Generator().manual_seed(0))
-    assert result.rejected is None and result.metrics["grad_norm"] < 100.0
+    assert result.rejected is None
+    if baseline == "none":
+        torch.testing.assert_close(flat_grads(policy), expected, rtol=1e-4, atol=1e-6)
+        assert result.metrics["grad_norm"] == pytest.approx(expected.norm().item(), rel=1e-4)
+    else:
+        assert result.metrics["grad_norm"] < 1e-5
 
 
 def test_cumulative_importance_weights_by_hand_with_two_columns_and_a_truncation():

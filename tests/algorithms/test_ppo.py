@@ -8,7 +8,7 @@ import torch
 from app.algorithms.ppo import PPO, PPOConfig, approx_kl, clipped_surrogate, value_loss
 from app.config import ValueConfig
 from policies import GaussianPolicy, ValueFunction, log_prob
-from tests.algorithms.batches import flat_batch
+from tests.algorithms.batches import entropy_gradient, flat_batch, flat_grads, per_sample_grads
 
 
 @pytest.mark.parametrize(
@@ -42,13 +42,7 @@ def test_approximate_kl_is_zero_at_ratio_one_and_close_to_the_true_kl():
     assert approx_kl(torch.zeros(10)).item() == 0.0
     old = torch.distributions.Normal(torch.zeros(1), torch.ones(1))
     new = torch.distributions.Normal(torch.full((1,), 0.1), torch.ones(1))
-    x = (
-        old.sample(
-            (200_000,),
-        ).squeeze(-1)
-        if False
-        else torch.randn(200_000, generator=torch.Generator().manual_seed(0))
-    )
+    x = torch.randn(200_000, generator=torch.Generator().manual_seed(0))  # samples of the old N(0, 1)
     log_ratio = new.log_prob(x[:, None]).squeeze(-1) - old.log_prob(x[:, None]).squeeze(-1)
     assert approx_kl(log_ratio).item() == pytest.approx(0.005, rel=0.05)  # KL = 0.1^2 / 2
 
@@ -110,6 +104,65 @@ def test_non_finite_update_is_rejected_and_everything_restored():
     result = algo.update(bad, torch.Generator().manual_seed(0))
     assert result.rejected is not None
     assert all(torch.equal(before[k], v) for k, v in policy.state_dict().items())
+
+
+@pytest.mark.parametrize("normalize", [False, True], ids=["raw-advantages", "minibatch-normalized"])
+@pytest.mark.parametrize(("vf_coef", "ent_coef"), [(0.5, 0.0), (2.0, 0.3)])
+def test_the_joint_loss_gradient_is_the_brute_force_one(vf_coef, ent_coef, normalize):
+    # One minibatch of the whole batch, one epoch: the ratio is 1, so grad(-L^CLIP) = -(1/B) sum A_i grad log pi_i
+    # (no sample clipped); + vf_coef (1/B) sum (V_i - R_i) grad V_i; - ent_coef grad H (d H / d log sigma_j = 1).
+    # With normalize_minibatch_advantages, A is first standardized over the minibatch: (A - mean) / std.
+    n = 96
+    cfg = PPOConfig(
+        epochs=1,
+        minibatch_size=n,
+        vf_coef=vf_coef,
+        ent_coef=ent_coef,
+        max_grad_norm=None,
+        normalize_minibatch_advantages=normalize,
+        lr_schedule="constant",
+    )
+    policy, algo, batch = make(cfg, n=n)
+    batch = flat_batch(batch.obs, batch.actions, 3.0 * batch.advantages + 5.0, batch.returns, log_probs=batch.log_probs)
+    value = algo.value
+    adv = batch.advantages.double()
+    if normalize:
+        adv = (adv - adv.mean()) / adv.std()
+    assert adv.mean().abs() > 1.0 or normalize  # a shift that normalization removes
+    norm_obs = policy.normalizer(batch.obs).detach()
+    with torch.no_grad():
+        v = value(norm_obs).double()
+    per = per_sample_grads(policy, (batch.obs, batch.actions), lambda o, a: log_prob(policy.distribution(o), a).sum())
+    expected_policy = -(per * adv[:, None]).mean(0) - ent_coef * entropy_gradient(policy)
+    per_v = per_sample_grads(value, (norm_obs,), lambda o: value(o).sum())
+    expected_value = vf_coef * (per_v * (v - batch.returns.double())[:, None]).mean(0)
+    metrics = algo.update(batch, torch.Generator().manual_seed(0)).metrics
+    assert metrics["clip_fraction"] == 0.0 and metrics["epochs"] == 1.0
+    assert metrics["value_loss"] == pytest.approx(0.5 * (v - batch.returns.double()).square().mean().item(), rel=1e-5)
+    torch.testing.assert_close(flat_grads(policy), expected_policy, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(flat_grads(value), expected_value, rtol=1e-4, atol=1e-7)
+
+
+def test_minibatch_normalization_standardizes_each_minibatch_not_the_batch():
+    # two minibatches of 4 with advantages whose halves have different means: per minibatch they are
+    # standardized to the same [-1.16, -0.39, 0.39, 1.16] (x - mean) / std, std with Bessel's correction
+    from app.algorithms.base import standardize
+
+    torch.testing.assert_close(
+        standardize(torch.tensor([10.0, 11.0, 12.0, 13.0])), torch.tensor([-1.5, -0.5, 0.5, 1.5]) / (5 / 3) ** 0.5
+    )
+    cfg = PPOConfig(epochs=1, minibatch_size=4, max_grad_norm=None, normalize_minibatch_advantages=True, lr=1e-9)
+    policy, algo, batch = make(cfg, n=8)
+    per = per_sample_grads(policy, (batch.obs, batch.actions), lambda o, a: log_prob(policy.distribution(o), a).sum())
+    adv = torch.tensor([0.0, 1.0, 2.0, 3.0, 100.0, 102.0, 104.0, 106.0])
+    batch = flat_batch(batch.obs, batch.actions, adv, batch.returns, log_probs=batch.log_probs)
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(8, generator=torch.Generator().manual_seed(0))
+    last = order[4:]  # the second minibatch: its gradient is the one left in .grad
+    algo.update(batch, generator)
+    a = adv[last].double()
+    expected = -(per[last] * ((a - a.mean()) / a.std())[:, None]).mean(0)
+    torch.testing.assert_close(flat_grads(policy), expected, rtol=1e-3, atol=1e-6)
 
 
 def test_kl_adaptive_needs_a_target():

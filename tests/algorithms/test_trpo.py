@@ -5,6 +5,7 @@ import torch
 from torch.distributions import Normal
 
 from app.algorithms.npg import NPG, NPGConfig
+from app.algorithms.numerics import flat_params
 from app.algorithms.trpo import TRPO, TRPOConfig, surrogate
 from app.algorithms.value_fit import fit_value
 from app.config import ValueConfig
@@ -44,12 +45,46 @@ def test_trpo_step_stays_in_the_trust_region_and_improves_the_surrogate(max_kl):
     assert metrics["surrogate_improvement"] > 0
 
 
-def test_npg_takes_the_full_natural_step():
-    _, algo, batch = make(name="npg", max_kl=0.01)
-    metrics = algo.update(batch).metrics
-    assert metrics["line_search_fraction"] == 1.0
-    # The quadratic model puts the full step at KL = max_kl; the true KL is close to it.
-    assert metrics["kl"] == pytest.approx(0.01, rel=0.3)
+def dense_natural_step(policy, batch, damping, max_kl):
+    """Brute force: F from double backpropagation on every basis vector, s = (F + damping I)^-1 g by a dense
+    solve, and the step sqrt(2 delta / s^T (F + damping I) s) s, all in float64: [P]."""
+    from app.algorithms.numerics import fisher_vector_product, flat_grad
+
+    params = [p for p in policy.parameters() if p.requires_grad]
+    with torch.no_grad():
+        fixed = policy.distribution(batch.obs)
+        fixed = Normal(fixed.loc.clone(), fixed.scale.clone())
+    size = sum(p.numel() for p in params)
+    eye = torch.eye(size)
+    fisher = torch.stack(
+        [fisher_vector_product(lambda: mean_kl(fixed, policy.distribution(batch.obs)), params, e, damping) for e in eye]
+    ).double()
+    logp = policy.distribution(batch.obs).log_prob(batch.actions).sum(-1)
+    g = flat_grad((torch.exp(logp - logp.detach()) * batch.advantages).mean(), params).double()  # grad of L at theta_k
+    s = torch.linalg.solve(fisher, g)
+    return torch.sqrt(2.0 * max_kl / (s @ fisher @ s)) * s, fisher
+
+
+@pytest.mark.parametrize("name", ["npg", "trpo"])
+def test_the_step_is_sqrt_2_delta_over_sFs_times_s_against_a_dense_solve(name):
+    # NPG takes the full step; TRPO the full step times the accepted line-search fraction 0.8^(tries - 1).
+    # Both: the full step's quadratic-model KL, 1/2 step^T (F + damping I) step, is exactly max_kl.
+    policy, _, batch = make(name=name, max_kl=0.05)
+    cls, cfg_cls = (TRPO, TRPOConfig) if name == "trpo" else (NPG, NPGConfig)
+    algo = cls(policy, ValueFunction(4, (16,)), cfg_cls(max_kl=0.05, cg_iters=300, cg_tol=1e-14), ValueConfig())
+    expected, fisher = dense_natural_step(policy, batch, 0.1, 0.05)
+    before = flat_params(algo.params).double()
+    metrics = algo.policy_step(batch, torch.Generator().manual_seed(0)).metrics
+    taken = flat_params(algo.params).double() - before
+    fraction = metrics["line_search_fraction"]
+    if name == "trpo":
+        assert metrics["line_search_accepted"] == 1.0
+        assert fraction == pytest.approx(0.8 ** (metrics["line_search_tries"] - 1))
+    else:
+        assert fraction == 1.0 and metrics["line_search_tries"] == 0
+    assert 0.5 * expected @ fisher @ expected == pytest.approx(0.05, rel=1e-9)  # the reference itself
+    torch.testing.assert_close(taken / fraction, expected, rtol=2e-3, atol=2e-3 * expected.abs().max().item())
+    assert 0.5 * (taken / fraction) @ fisher @ (taken / fraction) == pytest.approx(0.05, rel=5e-3)
 
 
 def test_non_finite_gradients_are_rejected_and_parameters_kept():

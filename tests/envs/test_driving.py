@@ -236,9 +236,16 @@ def test_steering_is_rate_limited_and_ackermann():
         env.step(torch.full((1, 1), car.MAX_STEER))
     left, right = (float(env.sim.ctrl[0, a]) for a in env.task.steer_actuators)
     assert left > car.MAX_STEER * 0.9 > right > 0  # turning left: the inner (left) wheel turns more
-    expected_left, expected_right = car.ackermann_angles(np.array(car.MAX_STEER * 0.99999))
-    assert left == pytest.approx(float(expected_left), abs=1e-3)
-    assert right == pytest.approx(float(expected_right), abs=1e-3)
+    # Ackermann geometry, by hand: both front wheels' axes pass through one turning centre on the rear axle's
+    # line, at R = L / tan(steer) from the car's centre line; the inner wheel sits w/2 closer to it, the outer
+    # w/2 farther: L / tan(left) = R - w/2 and L / tan(right) = R + w/2.
+    steer = float(env.task._per_world["steer"][0])
+    assert steer == pytest.approx(car.MAX_STEER)  # 0.4189 / 3.2 rad/s = 0.13 s to reach the limit; 6 steps are past it
+    radius = car.WHEELBASE / math.tan(steer)
+    assert car.WHEELBASE / math.tan(left) == pytest.approx(radius - car.WHEEL_TRACK / 2, rel=1e-6)
+    assert car.WHEELBASE / math.tan(right) == pytest.approx(radius + car.WHEEL_TRACK / 2, rel=1e-6)
+    # the same numbers written out: L = 0.3302, w = 0.265, steer 0.4189 rad -> R = 0.7416 m
+    assert (left, right) == pytest.approx((0.4968, 0.3612), abs=1e-4)
 
 
 def test_resume_state_restores_tracks_and_progress():

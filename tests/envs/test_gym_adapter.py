@@ -65,3 +65,28 @@ def test_unknown_environment_ids_are_clear_errors():
         envs.check_env_id("Hoper-v5")
     with pytest.raises(TaskError, match="unknown dm_control task 'dmc:walker-fly'; valid: .*dmc:walker-walk"):
         envs.check_env_id("dmc:walker-fly")
+
+
+def test_async_vectorization_steps_exactly_like_sync():
+    # the same seed and actions through subprocess workers and in-process: bit-identical observations,
+    # rewards, terminations, truncations and final observations, across resets (a short time limit)
+    def run(vectorization: str) -> list[tuple[torch.Tensor, ...]]:
+        task = load_config("InvertedPendulum-v5", ["task.max_episode_steps=15", f"task.vectorization={vectorization}"])
+        env = envs.make(task.task, num_envs=3)
+        g = torch.Generator().manual_seed(0)
+        out = [(env.reset(seed=7),)]
+        for _ in range(40):
+            # env 0 pushed hard (falls: terminated), envs 1 and 2 nudged (time limit: truncated)
+            action = (torch.rand(3, 1, generator=g) - 0.5) * torch.tensor([[0.0], [0.1], [0.1]]) + torch.tensor(
+                [[3.0], [0], [0]]
+            )
+            obs, reward, terminated, truncated, info = env.step(action)
+            out.append((obs, reward, terminated, truncated, info.get("final_obs", torch.zeros(0))))
+        env.close()
+        return out
+
+    sync, asynchronous = run("sync"), run("async")
+    assert any(bool(step[3].any()) for step in sync[1:]) and any(bool(step[2].any()) for step in sync[1:])
+    for a, b in zip(sync, asynchronous, strict=True):
+        for x, y in zip(a, b, strict=True):
+            assert torch.equal(x, y)

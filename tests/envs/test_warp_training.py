@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import math
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,25 @@ def test_a_gpu_backend_run_trains_checkpoints_and_resumes_like_an_uninterrupted_
     for part in ("policy", "value"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
+
+
+@pytest.mark.parametrize("algo", ["a2c", "vpg", "npg"])
+def test_a2c_vpg_and_npg_train_on_the_gpu_backend(tmp_path, algo):
+    # TRPO and PPO run on Warp above and in test_warp_parity; these three share the runner but not the update
+    cfg = load_config("hopper", [*SMALL, f"train.runs_dir={tmp_path}", "train.total_steps=128", f"algo.name={algo}"])
+    assert cfg.task.backend == "gpu" and cfg.algo.name == algo
+    summary = Trainer(cfg, new_run_dir(cfg)).run()
+    assert summary["finished"] and summary["env_steps"] == 128
+    run = only_run(tmp_path)
+    ckpt = load_checkpoint(run / "checkpoints" / "latest.pt")
+    assert str(ckpt["env"]["sim"]["qpos"].dtype).endswith("float32")  # Warp stepped it
+    rows = list(csv.DictReader((run / "progress.csv").open()))
+    assert [r["update_rejected"] for r in rows] == ["0", "0"]
+    for row in rows:
+        assert 0.0 < float(row["kl"]) < 1.0 and math.isfinite(float(row["value_loss"])), row
+    if algo == "npg":  # the full natural step every time, its KL near the quadratic model's max_kl
+        assert all(float(r["line_search_fraction"]) == 1.0 for r in rows)
+        assert all(float(r["kl"]) == pytest.approx(cfg.algo.max_kl, rel=0.5) for r in rows)
 
 
 def test_the_gpu_backend_is_checked_at_config_load(tmp_path):
