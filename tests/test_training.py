@@ -17,6 +17,8 @@ from app.config import config_from_dict, load_config
 from app.errors import TrainingDiverged
 from app.runner import Trainer, new_run_dir
 
+# progress.csv columns that measure time, which a resumed run cannot reproduce
+TIMING = {"wall_time", "run_time", "steps_per_s", "collect_time", "update_time"}
 
 def read_progress(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "progress.csv").open() as f:
@@ -109,7 +111,7 @@ def assert_resume_is_exact(tmp_path: Path, task: str, overrides: list[str], step
     for part in ("policy", "value"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
-    timing = {"wall_time", "run_time", "steps_per_s", "collect_time", "update_time"}
+    timing = TIMING
     rows_a, rows_b = read_progress(run_a), read_progress(run_b)
     assert len(rows_a) == len(rows_b) == iterations
     for ra, rb in zip(rows_a, rows_b, strict=True):
@@ -154,7 +156,7 @@ def test_a_run_stopped_by_ctrl_c_resumes_exactly_with_the_default_linear_learnin
     for part in ("policy", "value"):
         for key in a[part]:
             assert torch.equal(a[part][key], b[part][key]), f"{part}.{key}"
-    timing = {"wall_time", "steps_per_s", "collect_time", "update_time"}
+    timing = TIMING
     rows_a, rows_b = read_progress(run_a), read_progress(run_b)
     assert len(rows_a) == len(rows_b) == 6
     for ra, rb in zip(rows_a, rows_b, strict=True):
