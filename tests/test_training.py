@@ -20,6 +20,7 @@ from app.runner import Trainer, new_run_dir
 # progress.csv columns that measure time, which a resumed run cannot reproduce
 TIMING = {"wall_time", "run_time", "steps_per_s", "collect_time", "update_time"}
 
+
 def read_progress(run_dir: Path) -> list[dict[str, str]]:
     with (run_dir / "progress.csv").open() as f:
         return list(csv.DictReader(f))
