@@ -12,13 +12,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import math
 import re
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_type_hints
 
 import yaml
 
@@ -26,6 +24,7 @@ from app.algorithms import ALGORITHMS
 from app.algorithms.trpo import TRPOConfig
 from app.errors import ConfigError, PolicylabError, TaskError
 from app.params import param
+from app.typed import build
 from envs import is_env_id
 from envs.config import RandomizationConfig, TaskConfig  # noqa: F401 (the task section, owned by envs)
 from envs.placement import DEVICE_CHOICES, DEVICE_NAME, resolve_placement
@@ -359,9 +358,16 @@ def config_from_dict(data: dict[str, Any], source: str, saved: bool = False) -> 
     name = algo.get("name", "trpo")
     if not isinstance(name, str) or name not in ALGORITHMS:
         raise ConfigError(f"{source}: algo.name: unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
-    cfg = _build(Config, data, "", source, {"algo": ALGORITHMS[name].config})
+    cfg = build(Config, data, "", source, {"algo": ALGORITHMS[name].config}, key_hint=_moved_key)
     _check_task_name(cfg.task.name, source)
     return cfg
+
+
+def _moved_key(prefix: str, key: str) -> str | None:
+    """Where an unknown key went: gamma and friends left the algo section for the shared advantage section."""
+    if prefix == "algo." and key in LEGACY_ADVANTAGE_KEYS:
+        return f"it is shared by every algorithm now: advantage.{key}"
+    return None
 
 
 TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
@@ -427,159 +433,3 @@ def field_help(
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
             rows.append((f"{prefix}{f.name}", default, f.metadata.get("help", "")))
     return rows
-
-
-def _build(cls: type, data: Any, prefix: str, source: str, section_types: dict[str, type] | None = None) -> Any:
-    section = prefix.rstrip(".") or "the configuration"
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {section}: must be a mapping, got {data!r}")
-    hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
-            if prefix == "algo." and key in LEGACY_ADVANTAGE_KEYS:
-                hint = f" (it is shared by every algorithm now: advantage.{key})"
-            raise ConfigError(
-                f"{source}: unknown key '{prefix}{key}'{hint}; valid keys in {section}: {', '.join(fields)}"
-            )
-    kwargs = {}
-    for name, f in fields.items():
-        if name not in data:
-            continue
-        tp = (section_types or {}).get(name, hints[name])
-        key = f"{prefix}{name}"
-        if dataclasses.is_dataclass(tp):
-            kwargs[name] = _build(tp, data[name], f"{key}.", source)
-        else:
-            value = _coerce(data[name], tp, key, source)
-            _check_range(value, f.metadata, key, source)
-            kwargs[name] = value
-    if section_types and "algo" in section_types and "algo" not in kwargs:
-        kwargs["algo"] = section_types["algo"]()
-    built = cls(**kwargs)
-    for key, problem in getattr(built, "problems", lambda: [])():
-        raise ConfigError(f"{source}: {prefix}{key}: {problem}")
-    return built
-
-
-def _type_name(tp: Any) -> str:
-    if tp is int:
-        return "an integer"
-    if tp is float:
-        return "a number"
-    if tp is bool:
-        return "true or false"
-    if tp is str:
-        return "a string"
-    origin = get_origin(tp)
-    if origin is Literal:
-        return "one of " + ", ".join(str(c) for c in get_args(tp))
-    if origin is tuple:
-        return f"a list of {_type_name(get_args(tp)[0])}s"
-    if origin is dict:
-        return "a mapping"
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join("null" if a is type(None) else _type_name(a) for a in get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert only where lossless."""
-
-    def fail(extra: str = "") -> ConfigError:
-        return ConfigError(f"{source}: {key}: must be {_type_name(tp)}, got {value!r}{extra}")
-
-    origin = get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError:
-                pass
-        raise fail()
-    if origin is Literal:
-        choices = get_args(tp)
-        if value in choices:
-            return value
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        raise fail(f" (did you mean {close[0]!r}?)" if close else "")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise fail()
-    if tp is int:
-        if isinstance(value, bool):
-            raise fail()
-        if isinstance(value, int):
-            return value
-        number = _as_number(value)
-        if number is not None and math.isfinite(number) and float(number).is_integer():
-            return int(number)
-        raise fail()
-    if tp is float:
-        if isinstance(value, bool):
-            raise fail()
-        number = value if isinstance(value, int | float) else _as_number(value)
-        if number is None:
-            raise fail()
-        if not math.isfinite(number):
-            raise fail(" (must be finite)")
-        return float(number)
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise fail()
-    if origin is tuple:
-        if not isinstance(value, list | tuple) or not value:
-            raise fail()
-        (item_tp, *_rest) = get_args(tp)
-        return tuple(_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise fail()
-        return copy.deepcopy(value)
-    raise TypeError(f"unsupported config annotation {tp!r} for {key}")
-
-
-def _as_number(value: Any) -> float | None:
-    """Parse numbers YAML leaves as strings (``2e6``, ``1e-3``)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.replace("_", ""))
-        except ValueError:
-            return None
-    return None
-
-
-def _check_range(value: Any, meta: typing.Mapping[str, Any], key: str, source: str) -> None:
-    if isinstance(value, tuple):
-        for i, item in enumerate(value):
-            _check_range(item, meta, f"{key}[{i}]", source)
-        return
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return
-    low, high = meta.get("low"), meta.get("high")
-    low_open, high_open = meta.get("low_open", False), meta.get("high_open", False)
-    bad_low = low is not None and (value <= low if low_open else value < low)
-    bad_high = high is not None and (value >= high if high_open else value > high)
-    if bad_low or bad_high:
-        lo = "" if low is None else f"{'(' if low_open else '['}{low}"
-        hi = "" if high is None else f"{high}{')' if high_open else ']'}"
-        if low is not None and high is not None:
-            valid = f"in {lo}, {hi}"
-        elif low is not None:
-            valid = f"{'>' if low_open else '>='} {low}"
-        else:
-            valid = f"{'<' if high_open else '<='} {high}"
-        raise ConfigError(f"{source}: {key}: must be {valid}, got {value}")
