@@ -18,8 +18,10 @@
 #   4. the Warp tests on cuda:0 (test_warp_sim, test_warp_parity, test_warp_training), within TESTS_CAP.
 #
 # Environment:
-#   ROUNDS     "task,task,task:minutes ..." (default "humanoid,ant,walker2d:5")
-#   ALGO       when set, every run trains algo=$ALGO (e.g. trpo: its gpu settings from configs/trpo/)
+#   ROUNDS     "task,task,task:minutes ..." (default "humanoid,ant,walker2d:5"); a task written task@algo trains
+#              that algorithm (humanoid@trpo: TRPO's gpu settings from configs/trpo/humanoid.yaml), so
+#              "humanoid,humanoid@trpo,franka_push:5" compares PPO and TRPO side by side
+#   ALGO       when set, every run without its own @algo trains algo=$ALGO
 #   EXTRA      extra key=value overrides for every run (e.g. "task.num_envs=8192")
 #   PY         the python (default python3); the Makefile's set-up is skipped (SETUP=): no package index there
 #   RATES_CAP, TESTS_CAP   seconds (default 60 and 80)
@@ -62,26 +64,27 @@ nvidia-smi >"$RES/nvidia-smi.txt" 2>&1 || true
 for round in $ROUNDS; do
   tasks="${round%%:*}"; minutes="${round##*:}"
   pids=()
-  for task in ${tasks//,/ }; do
-    mkdir -p "$RES/cache/$task"
+  for run in ${tasks//,/ }; do
+    task="${run%@*}"; algo="$ALGO"; [ "$run" != "$task" ] && algo="${run#*@}"
+    mkdir -p "$RES/cache/$run"
     if command -v make >/dev/null; then
       cmd=(make --no-print-directory train SETUP= PY="$PY" "task=$task")
-      [ -n "$ALGO" ] && cmd+=("algo=$ALGO")
+      [ -n "$algo" ] && cmd+=("algo=$algo")
     else
       cmd=("$PY" -m app train --task "$task")
-      [ -n "$ALGO" ] && cmd+=(--algo "$ALGO")
+      [ -n "$algo" ] && cmd+=(--algo "$algo")
     fi
     # shellcheck disable=SC2206
     cmd+=("train.minutes=$minutes" "train.runs_dir=$RES/runs" train.progress=log $EXTRA)
-    WARP_CACHE_PATH="$RES/cache/$task" PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=60 $((minutes * 60 + 150)) \
-      "${cmd[@]}" >"$RES/logs/$task.log" 2>&1 &
+    WARP_CACHE_PATH="$RES/cache/$run" PYTHONUNBUFFERED=1 timeout --signal=INT --kill-after=60 $((minutes * 60 + 150)) \
+      "${cmd[@]}" >"$RES/logs/$run.log" 2>&1 &
     pids+=($!)
   done
   log "round $round: started ${tasks//,/, } for $minutes min each (pids ${pids[*]})"
   for i in "${!pids[@]}"; do
     wait "${pids[$i]}"; rc=$?
-    task=$(echo "$tasks" | cut -d, -f$((i + 1)))
-    log "  $task: rc=$rc $(grep -E '^(done|error)' "$RES/logs/$task.log" | tail -n 1)"
+    run=$(echo "$tasks" | cut -d, -f$((i + 1)))
+    log "  $run: rc=$rc $(grep -E '^(done|error)' "$RES/logs/$run.log" | tail -n 1)"
   done
 done
 rm -rf "$RES/cache"
