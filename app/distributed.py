@@ -16,6 +16,7 @@ its own rollouts, and takes the same update as every other rank through the coll
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from collections import deque
@@ -30,6 +31,7 @@ from app.errors import CheckpointError
 
 if TYPE_CHECKING:
     from envs.config import TaskConfig
+    from envs.placement import Placement
 
 TIMEOUT_ENV = "POLICYLAB_DIST_TIMEOUT"  # seconds a collective waits for a silent rank (default below)
 DEFAULT_TIMEOUT_S = 300.0  # above the longest rank-0-only stretch (evaluation, a video) of a long run
@@ -79,6 +81,14 @@ def rank_device(device: torch.device, local_rank: int) -> torch.device:
     if device.type == "cuda":
         return torch.device("cuda", local_rank)
     return device
+
+
+def rank_placement(where: Placement, collective: Collective) -> Placement:
+    """This rank's placement: with several ranks, cuda:LOCAL_RANK where the run's decision is CUDA (networks and
+    the gpu simulator alike); one process keeps the decision as it is (``train.device: cuda:1`` stays cuda:1)."""
+    if not collective.active:
+        return where
+    return dataclasses.replace(where, device=rank_device(where.device, collective.local_rank))
 
 
 def rank_seed(seed: int, rank: int, num_envs: int) -> int:

@@ -119,8 +119,7 @@ class Trainer:
         torch.manual_seed(seed)
         # One decision of where the run lives: the simulator is built on it, the networks follow it
         # (with torchrun, each rank on its own: cuda:LOCAL_RANK where the decision is CUDA).
-        where = envs.placement_of(cfg.task, cfg.train.device)
-        self.placement = dataclasses.replace(where, device=distributed.rank_device(where.device, collective.local_rank))
+        self.placement = distributed.rank_placement(envs.placement_of(cfg.task, cfg.train.device), collective)
         self.placement_line = self.placement.describe(cfg.task.num_envs)
         if cfg.train.progress != "none" and collective.rank == 0:
             suffix = f" (each of {collective.world_size} ranks)" if collective.active else ""

@@ -202,6 +202,19 @@ def test_rank_device_seed_and_the_one_process_default(monkeypatch):
         distributed.timeout_from_env()
 
 
+def test_a_ranks_placement_is_cuda_local_rank_and_one_process_keeps_its_own():
+    from types import SimpleNamespace
+
+    from envs.placement import Placement
+
+    chosen = Placement("gpu", torch.device("cuda", 1), "train.device cuda:1")
+    assert distributed.rank_placement(chosen, SINGLE) is chosen  # one process: cuda:1 as asked
+    rank = SimpleNamespace(active=True, local_rank=2)
+    assert distributed.rank_placement(chosen, rank).device == torch.device("cuda", 2)
+    on_cpu = Placement("cpu", torch.device("cpu"), "auto")
+    assert distributed.rank_placement(on_cpu, rank).device == torch.device("cpu")
+
+
 def test_the_one_process_collective_returns_its_input():
     x = torch.randn(5)
     assert SINGLE.sum(x) is x and SINGLE.mean(x, 5) is x and SINGLE.max(x) is x
