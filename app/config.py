@@ -198,15 +198,11 @@ def load_config(
             pair_data, pair_profiles = split_profiles(read_yaml(pair), str(pair))
             data = overlay(overlay(data, pair_data), pair_profiles.get(profile, {}))
             source = f"{source} + {pair}" + (f" ({profile} settings)" if profile in pair_profiles else "")
-    if backend is not None:
-        data = merge_sections(data, {"task": {"backend": backend}})  # the config records the resolved backend
-    cfg = config_from_dict(data, source)  # errors here are the files'
+    resolved = {"task": {"backend": backend}} if backend is not None else {}  # the config records the backend
+    cfg = config_from_dict(merge_sections(data, resolved), source)  # errors here are the files'
     if not overrides:
         return cfg
-    with_overrides = apply_overrides(data, overrides)
-    if backend is not None:
-        with_overrides = merge_sections(with_overrides, {"task": {"backend": backend}})
-    return config_from_dict(with_overrides, f"command line (over {source})")
+    return config_from_dict(merge_sections(apply_overrides(data, overrides), resolved), f"command line (over {source})")
 
 
 # Top-level sections of a task or pair file that hold one backend's settings.

@@ -84,8 +84,6 @@ def make_native(
     ``device``: the gpu simulator's Warp device (``cuda:N`` or ``cpu``; None: the gpu backend's default).
     """
     backend = backend or task.backend
-    if backend == "gpu" and device is None:
-        device = resolve_placement("gpu", native=True).simulator_device
     if task.id not in NATIVE_TASK_IDS:
         raise TaskError(
             f"task {task.name or task.id}: task.backend {backend} has no native version of '{task.id}'; "
