@@ -13,7 +13,7 @@ from torch import Tensor
 from envs import VecEnv
 from envs.observations import Obs, finite_rows
 from policies import GaussianPolicy, combine_moments
-from policies.normalizer import Moments
+from policies.normalizer import Moments, local_moments
 
 
 def all_finite(obs: Obs) -> bool:
@@ -115,16 +115,13 @@ class RewardScaler:
             running = running * (~done[t]).to(torch.float64)
         self.discounted = running
         finite = history[torch.isfinite(history)]
-        if self.moments is not None:  # every rank's returns together
-            batch_mean, batch_var, batch_count = self.moments(finite)
+        # this process's returns, or (data-parallel) every rank's together (a collective: every rank calls it)
+        if self.moments is not None or finite.numel() > 0:
+            batch_mean, batch_var, batch_count = (self.moments or local_moments)(finite)
             if batch_count > 0:
                 self.mean, self.var, self.count = combine_moments(
                     self.mean, self.var, self.count, batch_mean, batch_var, batch_count
                 )
-        elif finite.numel() > 0:
-            self.mean, self.var, self.count = combine_moments(
-                self.mean, self.var, self.count, finite.mean(), finite.var(unbiased=False), finite.numel()
-            )
         return (rewards / torch.sqrt(self.var + self.eps)).to(rewards.dtype)
 
     def state_dict(self) -> dict[str, Tensor]:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from app.algorithms.base import standardize
 from app.errors import PolicylabError
+from policies.normalizer import local_moments
 
 
 class DistributedError(PolicylabError):
@@ -95,7 +96,7 @@ class Collective:
         n = sum_r n_r, mean = sum_r sum_i x_ri / n, var = sum_r sum_i (x_ri - mean)^2 / n (two passes).
         The count is 0 (mean and var NaN) when no rank has a row.
         """
-        return x.mean(dim=0), x.var(dim=0, unbiased=False), x.shape[0]
+        return local_moments(x)
 
     def standardize(self, x: Tensor) -> Tensor:
         """(x - mean) / std over every rank's entries of x [n]: :func:`app.algorithms.base.standardize`."""
