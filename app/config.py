@@ -29,20 +29,9 @@ from envs import is_env_id
 from envs.config import RandomizationConfig, TaskConfig  # noqa: F401 (the task section, owned by envs)
 from envs.placement import DEVICE_CHOICES, DEVICE_NAME, resolve_placement
 from envs.registration import NATIVE_TASK_IDS
+from policies.config import PolicyConfig  # the policy section, owned by policies
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    hidden_sizes: tuple[int, ...] = param((64, 64), "hidden layer widths of the mean MLP", low=1)
-    activation: Literal["tanh", "relu", "elu", "silu"] = param("tanh", "hidden activation")
-    init_log_std: float = param(0.0, "initial log standard deviation (normalized action units)", low=-5.0, high=2.0)
-    ortho_init: bool = param(True, "orthogonal initialization (gain sqrt 2, output layer 0.01)")
-    normalize_obs: bool = param(True, "running mean/std observation normalization inside the policy")
-    obs_clip: float = param(
-        10.0, "normalized observations are clipped to [-obs_clip, obs_clip]", low=0.0, low_open=True
-    )
 
 
 @dataclass(frozen=True)

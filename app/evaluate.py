@@ -15,7 +15,7 @@ from app.checkpoint import load_run_checkpoint
 from app.config import Config
 from envs import VecEnv
 from policies import GaussianPolicy
-from policies.factory import make_policy
+from policies.factory import build_policy
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training
 
@@ -100,36 +100,11 @@ def evaluate_policy(policy: GaussianPolicy, env: VecEnv, episodes: int, seed: in
     return EvalResult(returns, steps, stats)
 
 
-def build_policy(cfg: Config, env: VecEnv) -> GaussianPolicy:
-    """The policy network a config describes, for this environment's observation spec and action space.
-
-    One flat vector: normalizer + MLP. Several fields (images): per-field normalizers, a CNN per image.
-    """
-    spec = getattr(env, "observation_spec", None)
-    if spec is None:  # a single Gymnasium env
-        from envs.spec import flat_spec, spec_from_space
-
-        space = env.observation_space
-        spec = spec_from_space(space) if hasattr(space, "spaces") else flat_spec(space.shape[0])
-    p = cfg.policy
-    return make_policy(
-        spec,
-        env.action_space.low,
-        env.action_space.high,
-        hidden_sizes=p.hidden_sizes,
-        activation=p.activation,
-        init_log_std=p.init_log_std,
-        ortho_init=p.ortho_init,
-        normalize_obs=p.normalize_obs,
-        obs_clip=p.obs_clip,
-    )
-
-
 def load_policy(ckpt: dict, cfg: Config, env: VecEnv, path: Path) -> GaussianPolicy:
     """A policy with the checkpoint's weights; a shape mismatch is a CheckpointError."""
     from app.errors import CheckpointError
 
-    policy = build_policy(cfg, env)
+    policy = build_policy(cfg.policy, env)
     try:
         policy.load_state_dict(ckpt["policy"])
     except RuntimeError as exc:

@@ -31,13 +31,13 @@ from app.algorithms.gae import gae
 from app.checkpoint import code_revision, save_checkpoint
 from app.config import Config, TrainConfig, config_to_dict, save_config
 from app.errors import CheckpointError, ConfigError, TrainingDiverged
-from app.evaluate import EVAL_SEED_OFFSET, build_policy, evaluate_policy, evaluation_envs
+from app.evaluate import EVAL_SEED_OFFSET, evaluate_policy, evaluation_envs
 from app.logger import RunLogger
 from app.rollout import EpisodeTracker, RewardScaler, Rollout, bootstrap_values, collect
 from envs import VecEnv
 from envs.placement import available_cores
 from envs.spec import spec_to_dict
-from policies.factory import flat_size, make_value
+from policies.factory import build_policy, flat_size, make_value
 
 RECENT_EPISODES = 20  # window of the logged mean episode return and length
 FINAL_EVAL_EPISODES = 10  # at least this many episodes judge the final policy
@@ -126,7 +126,7 @@ class Trainer:
             print(self.placement_line + suffix, flush=True)
         self.env = envs.make(cfg.task, where=self.placement)
         self.device = self.placement.device
-        self.policy = build_policy(cfg, self.env).to(self.device)
+        self.policy = build_policy(cfg.policy, self.env).to(self.device)
         value_cfg = cfg.value
         self.value = make_value(
             self.env.observation_spec, value_cfg.hidden_sizes, value_cfg.activation, cfg.policy.ortho_init

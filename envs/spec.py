@@ -5,12 +5,13 @@ observations are plain tensors [N, obs_dim]. A task with several fields (a
 camera image beside a state vector) gives a dict of tensors, batched as a
 ``tensordict.TensorDict`` [N] (indexing, ``.to``, ``torch.cat`` work on all
 fields at once); Gymnasium sees a ``Dict`` space. Policies are built from the
-spec (:func:`policies.factory.make_policy`). No torch here: ``import envs`` stays light.
+spec (:func:`policies.factory.build_policy`). No torch here: ``import envs`` stays light.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -65,6 +66,15 @@ def spec_from_space(space: spaces.Dict) -> ObservationSpec:
     }
 
 
+def observation_spec(env: Any) -> ObservationSpec:
+    """What ``env`` observes: a VecEnv's own spec, or a single Gymnasium env's (a Box [obs_dim] or a Dict space)."""
+    spec = getattr(env, "observation_spec", None)
+    if spec is not None:
+        return spec
+    space = env.observation_space
+    return spec_from_space(space) if hasattr(space, "spaces") else flat_spec(space.shape[0])
+
+
 def spec_to_dict(spec: ObservationSpec) -> dict[str, dict[str, object]]:
     """JSON-friendly form (checkpoints, policy.json)."""
     return {k: {"shape": list(f.shape), "dtype": f.dtype, "normalize": f.normalize} for k, f in spec.items()}
@@ -84,6 +94,7 @@ __all__ = [
     "flat_spec",
     "gym_space",
     "is_flat",
+    "observation_spec",
     "spec_from_dict",
     "spec_from_space",
     "spec_to_dict",

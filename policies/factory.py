@@ -1,4 +1,4 @@
-"""The one place policies and value functions are built: from the environment's observation spec.
+"""The one place policies and value functions are built: from a config and the environment's observation spec.
 
 A flat spec (one vector) gives the MLP policy with one running normalizer; a
 dict spec gives per-field normalizers (vectors only) and an encoder (a CNN per
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from envs.spec import ObservationSpec
+from envs.spec import ObservationSpec, observation_spec
+from policies.config import PolicyConfig
 from policies.gaussian import GaussianPolicy
 from policies.value import ValueFunction
 
@@ -23,30 +25,25 @@ def flat_size(spec: ObservationSpec) -> int:
     return sum(math.prod(f.shape) for f in spec.values())
 
 
-def make_policy(
-    spec: ObservationSpec,
-    action_low: np.ndarray | Sequence[float],
-    action_high: np.ndarray | Sequence[float],
-    *,
-    hidden_sizes: Sequence[int] = (64, 64),
-    activation: str = "tanh",
-    init_log_std: float = 0.0,
-    ortho_init: bool = True,
-    normalize_obs: bool = True,
-    obs_clip: float = 10.0,
-) -> GaussianPolicy:
-    """The Gaussian policy for observations of ``spec`` and actions in [low, high]."""
+def build_policy(cfg: PolicyConfig, env: Any) -> GaussianPolicy:
+    """The Gaussian policy ``cfg`` describes, for ``env``'s observations and its actions in [low, high] [act_dim].
+
+    ``env``: a VecEnv or a single Gymnasium env (:func:`envs.spec.observation_spec`). One flat
+    vector: normalizer + MLP. Several fields (images): per-field normalizers, a CNN per image.
+    """
+    spec = observation_spec(env)
+    low, high = env.action_space.low, env.action_space.high
     return GaussianPolicy(
         flat_size(spec),
-        len(np.asarray(action_low).reshape(-1)),
-        action_low,
-        action_high,
-        hidden_sizes=hidden_sizes,
-        activation=activation,
-        init_log_std=init_log_std,
-        ortho_init=ortho_init,
-        normalize_obs=normalize_obs,
-        obs_clip=obs_clip,
+        len(np.asarray(low).reshape(-1)),
+        low,
+        high,
+        hidden_sizes=cfg.hidden_sizes,
+        activation=cfg.activation,
+        init_log_std=cfg.init_log_std,
+        ortho_init=cfg.ortho_init,
+        normalize_obs=cfg.normalize_obs,
+        obs_clip=cfg.obs_clip,
         spec=spec,
     )
 
@@ -58,4 +55,4 @@ def make_value(
     return ValueFunction(flat_size(spec), hidden_sizes, activation, ortho_init, spec=spec)
 
 
-__all__ = ["flat_size", "make_policy", "make_value"]
+__all__ = ["build_policy", "flat_size", "make_value"]

@@ -16,7 +16,6 @@ import envs
 from app.checkpoint import load_checkpoint
 from app.cli import main
 from app.config import load_config
-from app.evaluate import build_policy
 from app.export import export_run
 from app.rollout import EpisodeTracker, collect
 from app.runner import Trainer, new_run_dir
@@ -24,6 +23,7 @@ from envs.native.driving import DrivingCamera
 from envs.native.gym_env import NativeGymEnv
 from envs.native.vecenv import NativeVecEnv
 from policies.encoders import ConvEncoder, DictNormalizer
+from policies.factory import build_policy
 from tests.test_training import assert_resume_is_exact
 
 SMALL = [
@@ -77,7 +77,7 @@ def test_the_ray_cast_camera_matches_mujocos_render_of_the_scene():
 def test_rollouts_store_each_field_and_the_normalizer_skips_pixels():
     cfg = load_config("driving_camera", SMALL)
     env = envs.make(cfg.task)
-    policy = build_policy(cfg, env)
+    policy = build_policy(cfg.policy, env)
     assert isinstance(policy.normalizer, DictNormalizer) and policy.normalizer.keys == ["state"]
     assert isinstance(policy.encoder.cnns["camera"], ConvEncoder)
     obs = env.reset(seed=0)

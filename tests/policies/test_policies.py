@@ -1,9 +1,16 @@
 """Gaussian policy, value function and the running observation normalizer."""
 
+import subprocess
+import sys
+
 import numpy as np
 import torch
+from gymnasium import spaces
 
+import app.config
 from policies import GaussianPolicy, RunningNormalizer, ValueFunction
+from policies.config import PolicyConfig
+from policies.factory import build_policy
 
 
 def test_normalizer_matches_numpy_over_several_batches():
@@ -72,3 +79,28 @@ def test_unbounded_action_dimensions_pass_through():
 def test_value_function_shape():
     value = ValueFunction(6, (16, 16))
     assert value(torch.randn(10, 6)).shape == (10,)
+
+
+class OneEnv:
+    """A single environment as Gymnasium shows it: the spaces are all the builder reads."""
+
+    observation_space = spaces.Box(-np.inf, np.inf, (3,))
+    action_space = spaces.Box(np.array([-0.4, 0.0], dtype=np.float32), np.array([0.4, 2.0], dtype=np.float32))
+
+
+def test_the_policy_is_built_from_its_config_section():
+    cfg = PolicyConfig(hidden_sizes=(8, 4), activation="relu", init_log_std=-1.0, normalize_obs=False, obs_clip=3.0)
+    policy = build_policy(cfg, OneEnv())
+    assert (policy.obs_dim, policy.act_dim) == (3, 2) and policy.spec is None
+    assert [m.out_features for m in policy.mean_net if isinstance(m, torch.nn.Linear)] == [8, 4, 2]
+    assert any(isinstance(m, torch.nn.ReLU) for m in policy.mean_net)
+    assert torch.equal(policy.log_std.detach(), torch.full((2,), -1.0))
+    assert not policy.normalizer.enabled and policy.normalizer.clip == 3.0
+    assert torch.allclose(policy.action_center, torch.tensor([0.0, 1.0]))
+
+
+def test_policies_own_the_policy_section_and_import_nothing_of_app():
+    assert app.config.PolicyConfig is PolicyConfig and isinstance(app.config.Config().policy, PolicyConfig)
+    code = "import sys, policies.factory, policies.config; print(any(m.split('.')[0] == 'app' for m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
