@@ -21,11 +21,9 @@ import torch
 from mujoco import batch as mjbatch
 from torch import Tensor
 
+from envs.native.views import FieldViews
 from envs.placement import available_cores
 
-# The state fields saved for an exact resume: mjSTATE_INTEGRATION without mocap/eq/user data,
-# which the shipped tasks do not use.
-STATE_FIELDS = ("time", "qpos", "qvel", "act", "qacc_warmstart", "ctrl", "qfrc_applied", "xfrc_applied")
 # Warnings after which MuJoCo resets a simulation itself: its state went NaN, infinite or huge.
 UNSTABLE_WARNINGS = (
     int(mujoco.mjtWarning.mjWARN_BADQPOS),
@@ -41,11 +39,11 @@ def torch_view(array: np.ndarray) -> Tensor:
         return torch.from_numpy(array)
 
 
-class BatchSim:
+class BatchSim(FieldViews):
     """The ``cpu`` :class:`~envs.native.simulator.Simulator`: ``num_worlds`` simulations of ``model`` on a batch.
 
     ``sim.<field>`` is a torch view [N, ...] of each field bound at
-    construction (qpos, qvel, ctrl and ``fields``), a plain attribute.
+    construction (qpos, qvel, ctrl and ``fields``), a plain attribute (:class:`FieldViews`).
     ``rne_post`` keeps one MjData per simulation (a persistent batch) so that
     :meth:`rne_post_constraint` can run ``mj_rnePostConstraint`` on each after
     a step, as Gymnasium does to fill ``cfrc_ext``.
@@ -66,39 +64,21 @@ class BatchSim:
         self.nthread = nthread or available_cores()
         self.batch = mjbatch.Batch(model, num_worlds, nthread=self.nthread, persistent=rne_post)
         self.rne_post = rne_post
-        self._bound: set[str] = set()
-        self._model_views: dict[str, Tensor] = {}  # model fields given per-simulation values
-        for name in ("qpos", "qvel", "ctrl", *fields):
-            self.bind(name)
+        self._init_views(fields)
         self._warnings = self._unstable_counts()
         # cfrc_ext as Gymnasium sees it: computed after the step, zero after a reset.
         self.cfrc_ext_post = torch.zeros((num_worlds, model.nbody, 6), dtype=torch.float64)
         self._scratch = mujoco.MjData(model) if rne_post else None
 
-    def bind(self, name: str) -> Tensor:
-        """The torch view [N, ...] of MjData field ``name``, also set as ``self.<name>`` (bound once).
-
-        A field bound after construction is refreshed from the next step, reset or forward on.
-        """
-        if name not in self._bound:
-            setattr(self, name, torch_view(self.batch.bind(name)))  # the tensor keeps the array alive
-            self._bound.add(name)
-        return getattr(self, name)
-
-    def __getattr__(self, name: str) -> Tensor:  # only reached for names that are not attributes
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raise AttributeError(f"field '{name}' is not bound; add it to the task's fields")
+    def _field(self, name: str) -> Tensor:
+        """The torch view [N, ...] of the batch's MjData field ``name``."""
+        return torch_view(self.batch.bind(name))
 
     def model_field(self, name: str) -> Tensor:
         """Per-simulation values of model field ``name``: a writable torch view [N, ...]."""
         if name not in self._model_views:
             self._model_views[name] = torch_view(self.batch.expand(name))
         return self._model_views[name]
-
-    def model_fields(self) -> dict[str, Tensor]:
-        """Model fields given per-simulation values so far: name -> view [N, ...]."""
-        return dict(self._model_views)
 
     def _ids(self, ids: Tensor | None) -> np.ndarray | None:
         """World indices as the batch takes them (int64 [k]), from indices or a bool mask [N]."""
@@ -163,24 +143,9 @@ class BatchSim:
         """``mj_setConst`` after changing masses or other constants' inputs."""
         self.batch.set_const(self._ids(ids))
 
-    def get_state(self) -> dict[str, np.ndarray]:
-        """The integration state of every simulation and the per-simulation model fields (numpy copies)."""
-        state = {f: np.array(self.batch.bind(f), copy=True) for f in STATE_FIELDS}
-        state |= {f"model.{k}": v.numpy().copy() for k, v in self._model_views.items()}
-        state["cfrc_ext_post"] = self.cfrc_ext_post.numpy().copy()
-        return state
-
     def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`; derived fields are recomputed by ``mj_forward``."""
-        for key, value in state.items():
-            if key.startswith("model."):
-                self.model_field(key.removeprefix("model.")).copy_(torch.as_tensor(value))
-            elif key in STATE_FIELDS:
-                self.batch.bind(key)[...] = np.asarray(value)
-        if any(k.startswith("model.") for k in state):
-            self.set_const()
-        self.forward()
-        self.cfrc_ext_post.copy_(torch.as_tensor(state["cfrc_ext_post"]))
+        """Restore :meth:`get_state` (:class:`FieldViews`); the baseline of MuJoCo's warning counts is taken anew."""
+        super().set_state(state)
         self._warnings = self._unstable_counts()
 
     def model_of(self, index: int) -> mujoco.MjModel:

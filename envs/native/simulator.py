@@ -8,7 +8,8 @@ task declares in ``NativeTask.fields`` (``xpos`` [N, nbody, 3], ``cinert``
 [N, nbody, 10], ...) is a read-only attribute of the same name. Task code
 touches nothing else, so one task serves every backend: ``cpu``
 (:class:`~envs.native.batch_sim.BatchSim`, ``mujoco.batch``, float64) and
-``gpu`` (:class:`~envs.native.warp_sim.WarpSim`, MuJoCo Warp, float32).
+``gpu`` (:class:`~envs.native.warp_sim.WarpSim`, MuJoCo Warp, float32). Both bind
+their fields and save their state through :class:`~envs.native.views.FieldViews`.
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-# The state fields saved for an exact resume (the cpu backend's list).
-STATE_FIELDS = ("time", "qpos", "qvel", "act", "qacc_warmstart", "ctrl", "qfrc_applied", "xfrc_applied")
+from envs.native.views import STATE_FIELDS, FieldViews
+
 # MuJoCo's bound for a bad qpos/qvel/qacc (mjMAXVAL in mj_checkPos/Vel/Acc).
 MAX_STATE = 1e10
 # Model fields that mj_setConst derives from the masses: per-world as soon as the masses are.
@@ -81,7 +81,7 @@ def default_device() -> str:
     return resolve_placement("gpu", native=True).simulator_device
 
 
-class WarpSim:
+class WarpSim(FieldViews):
     """The ``gpu`` :class:`~envs.native.simulator.Simulator`: ``num_worlds`` worlds of ``model`` on MuJoCo Warp.
 
     ``model`` is run as :func:`warp_model` gives it (``self.model``).
@@ -123,16 +123,13 @@ class WarpSim:
         self.nconmax = self.d.naconmax // num_worlds
         self.njmax = self.d.njmax
         self._shapes = _mjdata_shapes(self.model)
-        self._derived: list[str] = []  # bound fields that forward() computes
-        for name in ("qpos", "qvel", "ctrl", *fields):
-            self.bind(name)
-        self._qacc = self._view("qacc")
+        self._init_views(fields)
+        self._qacc = self._field("qacc")
         self._overflow = wp.to_torch(self.d.overflow)
         self._contact_world = wp.to_torch(self.d.contact.worldid)  # [naconmax]
         self._nacon = wp.to_torch(self.d.nacon)  # [1]
-        self._cfrc_ext = self._view("cfrc_ext") if rne_post else None
+        self._cfrc_ext = self._field("cfrc_ext") if rne_post else None
         self.cfrc_ext_post = torch.zeros((num_worlds, self.model.nbody, 6), dtype=torch.float32, device=self.device)
-        self._model_views: dict[str, Tensor] = {}
         self._graphs: dict[Any, Any] = {}
         self._all_mask = torch.ones(num_worlds, dtype=torch.bool, device=self.device)
         self._reset_mask = torch.zeros(num_worlds, dtype=torch.bool, device=self.device)
@@ -157,25 +154,12 @@ class WarpSim:
             mjw.rne_postconstraint(self.m, scratch)
         self._wp.synchronize_device(self.wp_device)
 
-    def _view(self, name: str) -> Tensor:
+    def _field(self, name: str) -> Tensor:
         """Zero-copy torch view [N, ...] of Warp Data field ``name``, shaped as MuJoCo's MjData field."""
         array = getattr(self.d, name, None)
         if array is None or name not in self._shapes:
             raise AttributeError(f"field '{name}' is not an MjData field MuJoCo Warp has")
         return self._wp.to_torch(array).view(self.num_worlds, *self._shapes[name])
-
-    def bind(self, name: str) -> Tensor:
-        """The torch view [N, ...] of MjData field ``name``, also set as ``self.<name>`` (bound once)."""
-        if name not in self.__dict__:
-            setattr(self, name, self._view(name))
-            if name not in ("qpos", "qvel", "ctrl", "act"):
-                self._derived.append(name)
-        return getattr(self, name)
-
-    def __getattr__(self, name: str) -> Tensor:  # only reached for names that are not attributes
-        if name.startswith("_"):
-            raise AttributeError(name)
-        raise AttributeError(f"field '{name}' is not bound; add it to the task's fields")
 
     def model_field(self, name: str) -> Tensor:
         """Per-world values of model field ``name``: a writable view [N, ...] (the first call copies the shared one)."""
@@ -199,9 +183,6 @@ class WarpSim:
         wp.to_torch(expanded).copy_(wp.to_torch(shared).expand(self.num_worlds, *wp.to_torch(shared).shape[1:]))
         setattr(self.m, name, expanded)
         self._graphs.clear()  # the captured launches point at the old array
-
-    def model_fields(self) -> dict[str, Tensor]:
-        return dict(self._model_views)
 
     # -- running ------------------------------------------------------------------
 
@@ -286,7 +267,7 @@ class WarpSim:
             self._run(key, body)
             return
         keep = ~self._mask(ids)
-        saved = [(view, view.clone()) for view in (getattr(self, f) for f in self._derived)]
+        saved = [(view, view.clone()) for view in (getattr(self, f) for f in self.derived_fields())]
         self._run(key, body)
         for view, before in saved:
             view.copy_(torch.where(keep.view(-1, *([1] * (view.dim() - 1))), before, view))
@@ -308,26 +289,7 @@ class WarpSim:
         finally:
             self.use_graph = use_graph
 
-    # -- state --------------------------------------------------------------------
-
-    def get_state(self) -> dict[str, np.ndarray]:
-        """Integration state of every world, the per-world model fields and ``cfrc_ext_post`` (host numpy copies)."""
-        state = {f: self._view(f).cpu().numpy().copy() for f in STATE_FIELDS}
-        state |= {f"model.{k}": v.cpu().numpy().copy() for k, v in self._model_views.items()}
-        state["cfrc_ext_post"] = self.cfrc_ext_post.cpu().numpy().copy()
-        return state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state` (of this backend or the cpu one); derived fields are recomputed."""
-        for key, value in state.items():
-            if key.startswith("model."):
-                self.model_field(key.removeprefix("model.")).copy_(torch.as_tensor(value))
-            elif key in STATE_FIELDS:
-                self._view(key).copy_(torch.as_tensor(value).reshape(self.num_worlds, *self._shapes[key]))
-        if any(k.startswith("model.") for k in state):
-            self.set_const()
-        self.forward()
-        self.cfrc_ext_post.copy_(torch.as_tensor(state["cfrc_ext_post"]))
+    # -- state (get_state, set_state: FieldViews) -----------------------------------
 
     def model_of(self, index: int) -> mujoco.MjModel:
         """World ``index``'s model with its per-world field values (a host MjModel, float64)."""
@@ -345,7 +307,7 @@ class WarpSim:
         model = self.model_of(index)
         data = mujoco.MjData(model)
         for name in STATE_FIELDS:
-            value = self._view(name)[index].cpu().numpy()
+            value = self._field(name)[index].cpu().numpy()
             if name == "time":
                 data.time = float(value)
             else:

@@ -39,6 +39,15 @@ def test_the_factory_builds_the_cpu_simulator_with_the_task_fields_bound():
         make_simulator("tpu", HOPPER, 2)
 
 
+def test_a_field_bound_later_is_bound_once_and_counts_as_derived():
+    sim = scrambled(HOPPER)  # Hopper reads no derived field
+    assert sim.derived_fields() == []  # qpos, qvel, ctrl are mj_forward's inputs
+    xpos = sim.bind("xpos")
+    assert sim.bind("xpos") is xpos and sim.xpos is xpos and sim.derived_fields() == ["xpos"]
+    sim.forward()
+    assert xpos.shape == (4, sim.model.nbody, 3) and xpos[:, 1:].abs().sum() > 0
+
+
 @pytest.mark.parametrize("select", ["index", "mask"])
 def test_a_subset_reset_touches_only_those_worlds(select):
     sim = scrambled(HUMANOID)
