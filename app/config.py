@@ -26,9 +26,9 @@ from app.errors import ConfigError, PolicylabError, TaskError
 from app.params import param
 from app.typed import build
 from envs import is_env_id
+from envs.catalog import NATIVE_TASK_IDS
 from envs.config import RandomizationConfig, TaskConfig  # noqa: F401 (the task section, owned by envs)
 from envs.placement import DEVICE_CHOICES, DEVICE_NAME, resolve_placement
-from envs.registration import NATIVE_TASK_IDS
 from policies.config import PolicyConfig  # the policy section, owned by policies
 
 CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"

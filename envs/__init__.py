@@ -18,11 +18,12 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium
 
+from envs.catalog import NATIVE_TASK_IDS, NATIVE_TASK_TABLE, OWN_TASK_IDS
 from envs.config import RandomizationConfig, TaskConfig
 from envs.errors import PolicylabError, TaskError
 from envs.placement import Placement, resolve_placement
 from envs.placement import resolve_backend as resolve_placement_backend
-from envs.registration import NATIVE_TASK_IDS, OWN_TASKS, register_native_tasks
+from envs.registration import register_native_tasks
 from envs.vecenv import VecEnv
 
 if TYPE_CHECKING:
@@ -94,9 +95,9 @@ def make_native(
             f"task {task.name or task.id}: task.env_kwargs ({', '.join(task.env_kwargs)}) is only read by "
             "task.backend: gym; the native tasks use Gymnasium v5's defaults"
         )
-    from envs.native import NATIVE_TASKS, NativeVecEnv, make_simulator
+    from envs.native import NativeVecEnv, make_simulator
 
-    task_cls = NATIVE_TASKS[task.id]
+    task_cls = NATIVE_TASK_TABLE[task.id].load()
     try:
         sim: Simulator = make_simulator(
             backend,
@@ -134,9 +135,7 @@ def make_native(
 
 def task_options(task: TaskConfig) -> Any:
     """The config section a native task reads (``task.driving`` for the driving tasks), or None."""
-    from envs.native import NATIVE_TASKS
-
-    key = NATIVE_TASKS[task.id].options_key if task.id in NATIVE_TASKS else None
+    key = NATIVE_TASK_TABLE[task.id].options_key if task.id in NATIVE_TASK_TABLE else None
     return getattr(task, key) if key else None
 
 
@@ -147,11 +146,11 @@ def make_single(task: TaskConfig, evaluation: bool = False) -> gymnasium.Env:
     """
     from envs.gym_adapter import make_env_fn
 
-    if task.id in OWN_TASKS:
+    if task.id in OWN_TASK_IDS:
         from envs.native.gym_env import NativeGymEnv
 
         env: gymnasium.Env = NativeGymEnv(task.id, options=task_options(task), evaluation=evaluation)
-        return gymnasium.wrappers.TimeLimit(env, task.max_episode_steps or OWN_TASKS[task.id])
+        return gymnasium.wrappers.TimeLimit(env, task.max_episode_steps or NATIVE_TASK_TABLE[task.id].episode_length)
     check_env_id(task.id)
     return make_env_fn(task.id, 0, task.env_kwargs, task.max_episode_steps)()
 

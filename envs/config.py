@@ -92,9 +92,9 @@ class TaskConfig:
 
     def problems(self) -> list[tuple[str, str]]:
         """(key, what is wrong) for a backend this machine or this task cannot have."""
-        from envs.registration import NATIVE_TASK_IDS, OWN_TASKS
+        from envs.catalog import NATIVE_TASK_IDS, OWN_TASK_IDS
 
-        if self.id in OWN_TASKS and self.backend == "gym":
+        if self.id in OWN_TASK_IDS and self.backend == "gym":
             return [("backend", f"{self.id} is a native task of our own: use task.backend cpu, gpu or auto")]
         if self.backend != "gpu":
             return []

@@ -148,8 +148,6 @@ class Driving(NativeTask):
 
     gym_id = "policylab/Driving-v0"
     frame_skip = 10  # 0.005 s physics, 20 Hz control
-    max_episode_steps = 1000
-    options_key = "driving"
     chase_body: ClassVar[str] = "car"  # videos follow the car from behind
     draw_rays: ClassVar[bool] = True  # videos show the lidar
     throttle: ClassVar[bool] = False

@@ -56,7 +56,6 @@ class Franka(NativeTask):
     """The arm on its table; subclasses say whether there is a cube, a gripper action and what is rewarded."""
 
     frame_skip = scene.FRAME_SKIP
-    options_key = "franka"
     fields = ("site_xpos",)
     default_camera: ClassVar[str] = "front"  # videos look at the table from the front-right
     has_cube: ClassVar[bool] = True
@@ -396,7 +395,6 @@ class FrankaReach(Franka):
     """Move the hand to a random point of the target box. Success: within 2 cm when the episode ends."""
 
     gym_id = "policylab/FrankaReach-v0"
-    max_episode_steps = 100  # 2 s
     has_cube = False
     start_pose = scene.HOME
     terms = ("distance", "progress", "success", "action_rate", "joint_limit", "posture")
@@ -453,7 +451,6 @@ class FrankaPush(FrankaCubeTask):
     """
 
     gym_id = "policylab/FrankaPush-v0"
-    max_episode_steps = 200  # 4 s
     terms = ("reach", "distance", "progress", "success", "action_rate", "joint_limit", "posture")
 
     def draw_goal(self, qpos: Tensor, rows: Tensor, generator: torch.Generator) -> Tensor:
@@ -494,7 +491,6 @@ class FrankaLift(FrankaCubeTask):
     """
 
     gym_id = "policylab/FrankaLift-v0"
-    max_episode_steps = 200  # 4 s
     gripper = True
     terms = ("reach", "grasp", "lift", "distance", "progress", "success", "action_rate", "joint_limit", "posture")
 

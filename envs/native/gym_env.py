@@ -21,7 +21,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.native.tasks import NATIVE_TASKS
+from envs.catalog import NATIVE_TASK_TABLE
 from envs.native.vecenv import NativeVecEnv
 from envs.registration import NAMESPACE, registered_id
 
@@ -36,9 +36,9 @@ def to_numpy(obs: Any, row: int | None = None) -> Any:
 
 
 def _task(task_id: str) -> type:
-    if task_id not in NATIVE_TASKS:
-        raise ValueError(f"unknown native task '{task_id}'; native tasks: {', '.join(NATIVE_TASKS)}")
-    return NATIVE_TASKS[task_id]
+    if task_id not in NATIVE_TASK_TABLE:
+        raise ValueError(f"unknown native task '{task_id}'; native tasks: {', '.join(NATIVE_TASK_TABLE)}")
+    return NATIVE_TASK_TABLE[task_id].load()
 
 
 class NativeGymEnv(gymnasium.Env):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from envs.catalog import NATIVE_TASK_TABLE
 from envs.native.simulator import Simulator
 from envs.spec import ObservationSpec, ObsField
 
@@ -42,6 +43,10 @@ def within(x: Tensor, low: float, high: float) -> Tensor:
     return (x > low) & (x < high)
 
 
+# Declared once, in the task's row of envs.catalog: a task class takes them from there.
+DECLARED_IN_CATALOG = ("max_episode_steps", "options_key")
+
+
 class NativeTask:
     """One task over a batch of simulations. Subclasses set the class attributes and the four functions.
 
@@ -54,12 +59,15 @@ class NativeTask:
     variations of the task (tracks training never sees). ``generator`` is the
     batch's torch generator and ``sim`` its simulator, both set by the VecEnv,
     for draws outside resets and per-world model fields.
+
+    A class that sets ``gym_id`` is a task: its row in :mod:`envs.catalog` gives it
+    ``max_episode_steps`` and ``options_key`` (neither is written on a class).
     """
 
-    gym_id: ClassVar[str]  # the Gymnasium v5 task this one reproduces
+    gym_id: ClassVar[str]  # the Gymnasium v5 task this one reproduces (or our own policylab/<Name>-v0)
     xml_file: ClassVar[str]  # file name in gymnasium's MuJoCo assets
     frame_skip: ClassVar[int]
-    max_episode_steps: ClassVar[int]
+    max_episode_steps: ClassVar[int]  # from envs.catalog
     fields: ClassVar[tuple[str, ...]] = ()  # derived MjData fields the task reads
     rne_post: ClassVar[bool] = False  # reads cfrc_ext after mj_rnePostConstraint
     push_dofs: ClassVar[tuple[int, ...]] = (0,)  # qvel entries a random push kicks
@@ -67,9 +75,28 @@ class NativeTask:
     # About twice the most seen in 8 random-action episodes of the cpu backend (Newton solver).
     nconmax: ClassVar[int] = 4
     njmax: ClassVar[int] = 8
-    options_key: ClassVar[str | None] = None  # the TaskConfig section the task reads, if any
+    options_key: ClassVar[str | None] = None  # the TaskConfig section the task reads, if any (from envs.catalog)
     generator: torch.Generator | None = None
     sim: Simulator | None = None  # the batch's simulator, set by the VecEnv (for per-world model fields)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A task (a class that sets ``gym_id``) takes its episode length and config section from envs.catalog."""
+        super().__init_subclass__(**kwargs)
+        if "gym_id" not in cls.__dict__:
+            return  # a family's shared base (PlanarWalker, Franka ...)
+        entry = NATIVE_TASK_TABLE.get(cls.gym_id)
+        if entry is None:
+            raise TypeError(f"{cls.__name__}: native task {cls.gym_id!r} has no row in envs.catalog.NATIVE_TASK_TABLE")
+        for klass in cls.__mro__[: cls.__mro__.index(NativeTask)]:  # the class and the bases it adds
+            if klass is cls or "gym_id" not in klass.__dict__:  # (a task's own are its row's, bound below)
+                for name in DECLARED_IN_CATALOG:
+                    if name in klass.__dict__:
+                        raise TypeError(
+                            f"{klass.__name__}.{name}: declared in envs.catalog (the row of {cls.gym_id}), "
+                            "not on the class"
+                        )
+        cls.max_episode_steps = entry.episode_length
+        cls.options_key = entry.options_key
 
     def __init__(
         self, model: mujoco.MjModel, device: torch.device | str = "cpu", options: Any = None, evaluation: bool = False

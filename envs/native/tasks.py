@@ -13,8 +13,6 @@ import mujoco
 import torch
 from torch import Tensor
 
-from envs.native.driving import DRIVING_TASKS
-from envs.native.franka import FRANKA_TASKS
 from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, control_cost, uniform, within
 
@@ -23,7 +21,6 @@ class PlanarWalker(NativeTask):
     """Hopper and Walker2d: reward = forward_velocity + healthy_reward * healthy - ctrl_weight * |a|^2."""
 
     frame_skip = 4
-    max_episode_steps = 1000
     push_dofs = (0, 1)  # rootx, rootz
     nconmax, njmax = 12, 56  # Walker2d: 6 contacts, 26 rows seen
     ctrl_weight = 1e-3
@@ -73,7 +70,6 @@ class Runner(NativeTask):
     obs = [qpos[qpos_skip:], qvel]; reset: qpos + U(-s, s), qvel + U(-s, s) or s N(0, 1).
     """
 
-    max_episode_steps = 1000
     push_dofs = (0, 1)
     qpos_skip: int
     nconmax, njmax = 8, 32  # HalfCheetah: 4 contacts, 16 rows seen; Swimmer none
@@ -117,7 +113,6 @@ class Ant(NativeTask):
     gym_id = "Ant-v5"
     xml_file = "ant.xml"
     frame_skip = 5
-    max_episode_steps = 1000
     fields = ("xpos",)
     rne_post = True
     push_dofs = (0, 1)  # free joint vx, vy
@@ -152,7 +147,6 @@ class Humanoid(NativeTask):
     gym_id = "Humanoid-v5"
     xml_file = "humanoid.xml"
     frame_skip = 5
-    max_episode_steps = 1000
     fields = ("xipos", "cinert", "cvel", "qfrc_actuator")
     rne_post = True
     push_dofs = (0, 1)
@@ -208,7 +202,6 @@ class InvertedPendulum(NativeTask):
     gym_id = "InvertedPendulum-v5"
     xml_file = "inverted_pendulum.xml"
     frame_skip = 2
-    max_episode_steps = 1000
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         return self.uniform_noise_state(n, generator, 0.01)
@@ -228,7 +221,6 @@ class InvertedDoublePendulum(NativeTask):
     gym_id = "InvertedDoublePendulum-v5"
     xml_file = "inverted_double_pendulum.xml"
     frame_skip = 5
-    max_episode_steps = 1000
     fields = ("site_xpos", "qfrc_constraint")
 
     def initial_state(self, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -262,7 +254,6 @@ class Reacher(NativeTask):
     gym_id = "Reacher-v5"
     xml_file = "reacher.xml"
     frame_skip = 2
-    max_episode_steps = 50
     fields = ("xpos",)
     push_dofs = (0, 1)  # the two arm joints
 
@@ -300,7 +291,6 @@ class Pusher(NativeTask):
     gym_id = "Pusher-v5"
     xml_file = "pusher_v5.xml"
     frame_skip = 5
-    max_episode_steps = 100
     fields = ("xpos",)
     push_dofs = (0, 1, 2, 3, 4, 5, 6)  # the arm joints
     nconmax, njmax = 12, 24  # 6 contacts, 7 rows seen
@@ -339,22 +329,3 @@ class Pusher(NativeTask):
         reward_ctrl = -action.square().sum(dim=1) * 0.1
         reward = reward_dist + reward_ctrl + reward_near
         return reward, torch.zeros_like(reward, dtype=torch.bool)
-
-
-NATIVE_TASKS: dict[str, type[NativeTask]] = {
-    cls.gym_id: cls
-    for cls in (
-        Humanoid,
-        Ant,
-        HalfCheetah,
-        Hopper,
-        Walker2d,
-        Swimmer,
-        InvertedPendulum,
-        InvertedDoublePendulum,
-        Reacher,
-        Pusher,
-        *DRIVING_TASKS,
-        *FRANKA_TASKS,
-    )
-}

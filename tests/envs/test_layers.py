@@ -5,15 +5,20 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import dataclasses
+
 import gymnasium
+import pytest
 
 import app.config
 import app.errors
 import envs
 import envs.errors
+from envs.catalog import NATIVE_TASK_IDS, NATIVE_TASK_TABLE, OWN_TASK_IDS
 from envs.config import RandomizationConfig, TaskConfig
 from envs.native import NATIVE_TASKS
-from envs.registration import NATIVE_TASK_IDS, registered_id
+from envs.native.task import NativeTask
+from envs.registration import registered_id
 
 
 def imported_after(statement: str) -> set[str]:
@@ -52,3 +57,25 @@ def test_the_registration_table_names_every_native_task_with_its_episode_length(
     for task_id, cls in NATIVE_TASKS.items():
         assert cls.gym_id == task_id
         assert gymnasium.spec(registered_id(task_id)).max_episode_steps == cls.max_episode_steps
+
+
+def test_each_native_task_is_declared_once_in_the_catalog():
+    """Its row gives the class its episode length (a Gymnasium original's own) and config section."""
+    for task_id, entry in NATIVE_TASK_TABLE.items():
+        cls = NATIVE_TASKS[task_id]
+        assert (cls.max_episode_steps, cls.options_key) == (entry.episode_length, entry.options_key)
+        if not entry.own:
+            assert cls.max_episode_steps == gymnasium.spec(task_id).max_episode_steps
+        if entry.options_key is not None:  # a section of the task config
+            assert dataclasses.is_dataclass(getattr(TaskConfig(), entry.options_key)), task_id
+    assert OWN_TASK_IDS == tuple(k for k in NATIVE_TASK_IDS if k.startswith("policylab/"))
+
+
+def test_a_task_class_cannot_restate_its_row_nor_go_without_one():
+    with pytest.raises(TypeError, match=r"Hopper2\.max_episode_steps: declared in envs.catalog"):
+        type("Hopper2", (NativeTask,), {"gym_id": "Hopper-v5", "max_episode_steps": 1000})
+    with pytest.raises(TypeError, match=r"Base\.options_key: declared in envs.catalog"):
+        base = type("Base", (NativeTask,), {"options_key": "driving"})
+        type("Reach", (base,), {"gym_id": "policylab/FrankaReach-v0"})
+    with pytest.raises(TypeError, match="native task 'Nowhere-v0' has no row in envs.catalog"):
+        type("Nowhere", (NativeTask,), {"gym_id": "Nowhere-v0"})

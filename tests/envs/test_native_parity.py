@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from envs.native import NATIVE_TASKS, NativeVecEnv
-from envs.registration import GYMNASIUM_TASK_IDS
+from envs.catalog import GYMNASIUM_TASK_IDS
 
 N = 2  # two simulations per batch: checks rows are not mixed up
 STEPS = 300
