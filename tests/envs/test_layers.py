@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
-
-import dataclasses
 
 import gymnasium
 import pytest
@@ -68,7 +67,7 @@ def test_each_native_task_is_declared_once_in_the_catalog():
             assert cls.max_episode_steps == gymnasium.spec(task_id).max_episode_steps
         if entry.options_key is not None:  # a section of the task config
             assert dataclasses.is_dataclass(getattr(TaskConfig(), entry.options_key)), task_id
-    assert OWN_TASK_IDS == tuple(k for k in NATIVE_TASK_IDS if k.startswith("policylab/"))
+    assert tuple(k for k in NATIVE_TASK_IDS if k.startswith("policylab/")) == OWN_TASK_IDS
 
 
 def test_a_task_class_cannot_restate_its_row_nor_go_without_one():

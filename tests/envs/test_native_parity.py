@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from envs.native import NATIVE_TASKS, NativeVecEnv
 from envs.catalog import GYMNASIUM_TASK_IDS
+from envs.native import NATIVE_TASKS, NativeVecEnv
 
 N = 2  # two simulations per batch: checks rows are not mixed up
 STEPS = 300
