@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from app.algorithms.base import Batch, UpdateResult
+from app.algorithms.base import Batch, UpdateResult, scheduled_lr
 from app.algorithms.collective import SINGLE, Collective
 from app.algorithms.numerics import (
     GaussianFisher,
@@ -44,6 +44,11 @@ class NaturalGradientConfig:
     cg_tol: float = param(1e-10, "conjugate gradient stops when the squared residual is below this", low=0.0)
     fvp_subsample: float = param(
         1.0, "fraction of the batch used for Fisher-vector products", low=0.0, high=1.0, low_open=True
+    )
+    kl_schedule: Literal["constant", "linear"] = param(
+        "linear",
+        "the trust region over the run: constant, or shrinking linearly from max_kl to max_kl / K by the last of "
+        "K updates (as PPO's linear learning rate)",
     )
     ent_coef: float = param(0.0, "entropy bonus: the surrogate adds ent_coef * mean entropy", low=0.0)
     full_step_signal: float = param(
@@ -147,11 +152,18 @@ class TRPO:
         collective: Collective = SINGLE,
     ) -> None:
         self.policy, self.cfg, self.collective = policy, cfg, collective
+        self.updates, self.total_updates = 0, max(1, total_updates)
         self.params = [p for p in policy.parameters() if p.requires_grad]
         self.value_fitter = ValueFitter(value, value_cfg, collective)
 
+    @property
+    def max_kl(self) -> float:
+        """delta_k: max_kl, or max_kl (1 - k / K) after k of K updates with the linear schedule."""
+        return scheduled_lr(self.cfg.max_kl, self.cfg.kl_schedule, self.updates, self.total_updates)
+
     def update(self, batch: Batch, generator: torch.Generator | None = None) -> UpdateResult:
         result = self.policy_step(batch, generator)
+        self.updates += 1
         result.metrics |= self.value_fitter.fit(self.policy.normalizer(batch.obs).detach(), batch, generator)
         if result.rejected is None and result.metrics.get("value_rejected"):
             result.rejected = "non-finite value update"
@@ -168,7 +180,7 @@ class TRPO:
             full_step,
             evaluate,
             surrogate_before,
-            cfg.max_kl,
+            self.max_kl,
             cfg.line_search_shrink,
             cfg.line_search_steps,
         )
@@ -220,7 +232,8 @@ class TRPO:
         metrics["step_scale"] = scale
         if scale <= 0.0:  # no gradient, or one indistinguishable from noise: keep the policy
             return UpdateResult(metrics | self._no_step())
-        full_step = scale * torch.sqrt(2.0 * cfg.max_kl / shs) * step_dir  # rho sqrt(2 delta / s^T F s) s
+        metrics["max_kl"] = self.max_kl
+        full_step = scale * torch.sqrt(2.0 * self.max_kl / shs) * step_dir  # rho sqrt(2 delta_k / s^T F s) s
 
         def evaluate() -> tuple[float, float]:
             with torch.no_grad():
@@ -289,7 +302,8 @@ class TRPO:
         return UpdateResult(metrics | self._no_step(), rejected=why)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"value_optimizer": self.value_fitter.optimizer.state_dict()}
+        return {"value_optimizer": self.value_fitter.optimizer.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.value_fitter.optimizer.load_state_dict(state["value_optimizer"])
+        self.updates = int(state.get("updates", 0))  # checkpoints before the trust-region schedule: 0

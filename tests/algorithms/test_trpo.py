@@ -245,3 +245,27 @@ def test_a_zero_gradient_is_no_step_not_a_rejection():
     result = algo.policy_step(zero, torch.Generator().manual_seed(0))
     assert result.rejected is None and result.metrics["step_scale"] == 0.0 and result.metrics["kl"] == 0.0
     assert all(torch.equal(a, b) for a, b in zip(before, algo.params, strict=True))
+
+
+@pytest.mark.parametrize("schedule", ["linear", "constant"])
+def test_the_trust_region_shrinks_linearly_over_the_run(schedule):
+    # delta_k = delta (1 - k / K) after k of K updates (never below delta / K); NPG's full step has the
+    # quadratic-model KL 1/2 step^T (F + damping I) step = delta_k exactly, checked against a dense solve.
+    policy, _, batch = make(name="npg")
+    cfg = NPGConfig(max_kl=0.04, cg_iters=300, cg_tol=1e-14, kl_schedule=schedule)
+    algo = NPG(policy, ValueFunction(4, (16,)), cfg, ValueConfig(epochs=1), total_updates=4)
+    expected = [0.04, 0.03, 0.02, 0.01, 0.01] if schedule == "linear" else [0.04] * 5
+    for k, delta in enumerate(expected):
+        _, fisher = dense_natural_step(policy, batch, 0.1, delta)
+        before = flat_params(algo.params).double()
+        metrics = algo.update(batch, torch.Generator().manual_seed(k)).metrics
+        taken = flat_params(algo.params).double() - before
+        assert metrics["max_kl"] == pytest.approx(delta, rel=1e-12)
+        assert 0.5 * taken @ fisher @ taken == pytest.approx(delta, rel=5e-3)
+    resumed = NPG(policy, ValueFunction(4, (16,)), cfg, ValueConfig(epochs=1), total_updates=4)
+    resumed.load_state_dict(algo.state_dict())  # a resumed run continues the schedule where it was
+    assert resumed.updates == 5 and resumed.max_kl == pytest.approx(expected[-1])
+    old = algo.state_dict()
+    del old["updates"]  # a checkpoint written before the schedule existed starts it again
+    resumed.load_state_dict(old)
+    assert resumed.updates == 0
