@@ -70,13 +70,13 @@ def test_each_algorithm_learns_inverted_pendulum_with_its_shipped_config(tmp_pat
 @pytest.mark.parametrize(
     ("backend", "algo"),
     [
-        ("cpu", []),
-        ("gym", []),
+        ("cpu", ["algo.kl_schedule=constant"]),
+        ("gym", ["algo.kl_schedule=constant"]),
         ("cpu", ["algo.name=ppo", "algo.lr_schedule=constant"]),
         # the reuse buffer of past rollouts is part of the state
         ("cpu", ["algo.name=a2c", "algo.lr_schedule=constant", "algo.reuse_rollouts=2"]),
         ("cpu", ["algo.name=vpg", "algo.baseline=optimal", "algo.reuse_rollouts=1", "algo.importance=cumulative"]),
-        ("cpu", ["algo.name=npg"]),  # NPG through the trainer: its checkpoint, its rows
+        ("cpu", ["algo.name=npg", "algo.kl_schedule=constant"]),  # NPG through the trainer: its checkpoint, its rows
     ],
     ids=["trpo-cpu", "trpo-gym", "ppo", "a2c-reuse", "vpg-optimal-reuse", "npg"],
 )
@@ -119,11 +119,12 @@ def assert_resume_is_exact(tmp_path: Path, task: str, overrides: list[str], step
         assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
 
 
-@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "trpo"])
 def test_a_run_stopped_by_ctrl_c_resumes_exactly_with_the_default_linear_learning_rate(tmp_path, fast, algo):
     # The other resume tests extend a finished half run, which needs a schedule that ignores the run's length;
     # here the run is stopped as a user stops it (SIGINT after iteration 3 of 6: finish the iteration,
-    # checkpoint, return) and resumed with `make train resume=...`, so the linear decay over the whole run holds.
+    # checkpoint, return) and resumed with `make train resume=...`, so the linear decay over the whole run holds
+    # (TRPO's: the trust region's).
     overrides = [o for o in fast if not o.startswith("train.runs_dir")] + [
         "task.id=Hopper-v5",
         "train.eval_every=3",
@@ -131,7 +132,8 @@ def test_a_run_stopped_by_ctrl_c_resumes_exactly_with_the_default_linear_learnin
         "train.total_steps=384",
     ]
     whole = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'a'}"])
-    assert whole.algo.lr_schedule == "linear"
+    schedule, column = ("kl_schedule", "max_kl") if algo == "trpo" else ("lr_schedule", "lr")
+    assert getattr(whole.algo, schedule) == "linear"
     Trainer(whole, new_run_dir(whole)).run()
 
     stopped = load_config("hopper", [*overrides, f"train.runs_dir={tmp_path / 'b'}"])
@@ -162,9 +164,9 @@ def test_a_run_stopped_by_ctrl_c_resumes_exactly_with_the_default_linear_learnin
     assert len(rows_a) == len(rows_b) == 6
     for ra, rb in zip(rows_a, rows_b, strict=True):
         assert {k: v for k, v in ra.items() if k not in timing} == {k: v for k, v in rb.items() if k not in timing}
-    lr0 = whole.algo.lr
-    assert [float(r["lr"]) for r in rows_b] == pytest.approx(
-        [lr0 * (1 - k / 6) for k in range(6)], rel=1e-5
+    start = getattr(whole.algo, column)
+    assert [float(r[column]) for r in rows_b] == pytest.approx(
+        [start * (1 - k / 6) for k in range(6)], rel=1e-5
     )  # csv: 6 digits
 
 
