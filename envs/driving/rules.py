@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.driving.car import WHEEL_RADIUS
 from envs.driving.config import DrivingConfig
 from envs.driving.lidar import wrap_angle
 
@@ -134,6 +135,20 @@ def start_speed(throttle: bool, cfg: DrivingConfig) -> float:
     return 0.0 if throttle else cfg.target_speed
 
 
+def write_start_state(
+    qpos: Any, qvel: Any, position: Any, yaw: Any, ride_height: float, speed: float, wheel_dofs: list[int], xp: Any = np
+) -> None:
+    """Write cars' start into qpos [k, nq] and qvel [k, nv] (both at the model's defaults): the free joint at
+    (position [k, 2], ride_height) heading yaw [k], rolling at ``speed`` along the heading, wheels spinning
+    to match: omega = speed / WHEEL_RADIUS.
+    """
+    qpos[:, :2] = position
+    qpos[:, 2] = ride_height
+    qpos[:, 3:7] = yaw_quaternion(yaw, xp)
+    qvel[:, 0], qvel[:, 1] = speed * xp.cos(yaw), speed * xp.sin(yaw)
+    qvel[:, wheel_dofs] = speed / WHEEL_RADIUS
+
+
 def episode_stats(travelled: Any, length: Any, collided: Any, lap_time: Any, xp: Any = np) -> dict[str, Any]:
     """Per car [N]: laps, lap_completed (1 after a full lap), collision (0/1), distance (m, >= 0), lap_time (s, nan)."""
     laps = travelled / length
@@ -160,6 +175,7 @@ __all__ = [
     "start_pose",
     "start_speed",
     "wall_contact",
+    "write_start_state",
     "yaw_of",
     "yaw_quaternion",
 ]

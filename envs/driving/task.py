@@ -33,6 +33,7 @@ from envs.native.simulator import Simulator
 from envs.native.task import NativeTask
 
 TRACK_CACHE = 2048  # tracks kept per task (a reset that meets a cached seed skips the generator)
+CONTROLLER = "envs.driving.deploy:DrivingController"  # policy.json's deployment.controller
 RAY_COLOUR = np.array([0.1, 1.0, 0.3, 0.8], dtype=np.float32)
 
 
@@ -159,15 +160,9 @@ class Driving(NativeTask):
     def start_state(self, position: Tensor, yaw: Tensor) -> tuple[Tensor, Tensor]:
         """(qpos [k, nq], qvel [k, nv]) of cars at position [k, 2] heading yaw [k], at the start speed."""
         k = len(yaw)
-        qpos = self.init_qpos.expand(k, -1).clone()
-        qpos[:, :2] = position
-        qpos[:, 2] = self.ride_height
-        qpos[:, 3:7] = rules.yaw_quaternion(yaw, torch)
-        qvel = self.init_qvel.expand(k, -1).clone()
+        qpos, qvel = self.init_qpos.expand(k, -1).clone(), self.init_qvel.expand(k, -1).clone()
         speed = rules.start_speed(self.throttle, self.cfg)
-        qvel[:, 0], qvel[:, 1] = speed * torch.cos(yaw), speed * torch.sin(yaw)
-        for dof in self.wheel_dofs:
-            qvel[:, dof] = speed / car.WHEEL_RADIUS
+        rules.write_start_state(qpos, qvel, position, yaw, self.ride_height, speed, self.wheel_dofs, torch)
         return qpos, qvel
 
     def _arc_position(self, xy: Tensor, rows: Tensor | slice = slice(None)) -> tuple[Tensor, Tensor, Tensor]:
@@ -277,6 +272,7 @@ class Driving(NativeTask):
         cfg = self.cfg
         angles = self.ray_angles.cpu().tolist()
         return {
+            "controller": CONTROLLER,
             "task": "throttle" if self.throttle else "steering",
             "options": dataclasses.asdict(cfg),
             "physics_timestep_s": float(self.model.opt.timestep),
