@@ -29,8 +29,8 @@ import numpy as np
 from envs.driving import car, lidar, rules, summary
 from envs.driving.config import DrivingConfig
 from envs.driving.track import HELDOUT_BASE, Track, generate_track
+from envs.episode_stats import stack_episodes
 from envs.registration import OWN_TASKS
-from envs.statistics import stack_episodes
 
 WHEEL_JOINTS = ("wheel_fl", "wheel_fr", "wheel_rl", "wheel_rr")
 
@@ -227,7 +227,7 @@ class DrivingController:
     def summary_lines(self, summary_: dict[str, float], reference: dict[str, Any]) -> list[str]:
         """The held-out tracks' line beside the checkpoint evaluation's, and what the lidar was."""
         rays = len(self.angles)
-        sensor = f"MuJoCo ray casts as the lidar: {rays} mj_multiRay beams from the lidar site against the walls' boxes"
+        sensor = f"MuJoCo ray casts as the lidar: {rays} horizontal mj_multiRay beams against the walls' boxes"
         return [sensor, *summary.summary_lines(summary_, reference)]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.statistics import episode_means
+from envs.episode_stats import episode_means
 
 
 def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
@@ -18,8 +18,9 @@ def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
     """
     out = episode_means(stats)
     if "collision" in stats and "distance" in stats:
-        km = float(np.sum(stats["distance"])) / 1000.0
-        out["collisions_per_km"] = float(np.sum(stats["collision"])) / km if km > 0 else math.nan
+        km = sum(np.asarray(stats["distance"], dtype=np.float64).tolist()) / 1000.0
+        collisions = sum(np.asarray(stats["collision"], dtype=np.float64).tolist())
+        out["collisions_per_km"] = collisions / km if km > 0 else math.nan
     return out
 
 

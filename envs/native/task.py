@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from envs.episode_stats import episode_means
 from envs.native.simulator import Simulator
 from envs.spec import ObservationSpec, ObsField
-from envs.statistics import episode_means
 
 GYMNASIUM_ASSETS = Path(gymnasium.__file__).resolve().parent / "envs" / "mujoco" / "assets"
 

@@ -30,7 +30,7 @@ def test_import_envs_imports_neither_app_nor_torch_nor_mujoco():
 
 def test_the_deployment_controllers_import_neither_torch_nor_app():
     """deploy-sim runs them in a process that must never import torch, app or policies."""
-    loaded = imported_after("import envs.deploy, envs.driving.deploy")
+    loaded = imported_after("import envs.deploy, envs.driving.deploy, envs.gym_deploy")
     assert not loaded & {"app", "policies", "torch"}, loaded & {"app", "policies", "torch"}
 
 

@@ -14,9 +14,8 @@ def episode_means(stats: dict[str, np.ndarray]) -> dict[str, float]:
     """
     out: dict[str, float] = {}
     for name, values in stats.items():
-        finite = np.asarray(values, dtype=np.float64)
-        finite = finite[np.isfinite(finite)]
-        out[name] = float(finite.mean()) if finite.size else math.nan
+        finite = [v for v in np.asarray(values, dtype=np.float64).tolist() if math.isfinite(v)]
+        out[name] = math.fsum(finite) / len(finite) if finite else math.nan  # statistics.fmean's exact sum
     return out
 
 
