@@ -70,23 +70,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from app.evaluate import evaluate_run
+    from app.evaluate import evaluate_run, summary_lines
 
     path, result = evaluate_run(args.run, episodes=args.episodes, which=args.checkpoint, seed=args.seed)
     print(
         f"{result['task']}: deterministic return {result['mean_return']:.2f} ± {result['std_return']:.2f} "
         f"over {result['episodes']} episodes (mean length {result['mean_length']:.0f}); wrote {path}"
     )
-    if "lap_completed" in result:
-        print(
-            f"held-out tracks: laps completed in {100 * result['lap_completed']:.0f}% of episodes, "
-            f"{result['collisions_per_km']:.2f} collisions per km, first lap in {result['lap_time']:.1f} s"
-        )
-    if "success" in result:
-        print(
-            f"success rate {100 * result['success']:.0f}% "
-            f"(final distance to the goal {100 * result['final_distance']:.1f} cm on average)"
-        )
+    for line in summary_lines(result):  # the task's own statistics
+        print(line)
     return 0
 
 

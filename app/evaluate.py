@@ -5,19 +5,26 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 import envs
 from app.checkpoint import load_run_checkpoint
 from app.config import Config
 from envs import VecEnv
+from envs.episode_stats import episode_means
 from policies import GaussianPolicy
 from policies.factory import build_policy
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training
+
+
+Summarize = Callable[[dict[str, np.ndarray]], dict[str, float]]
 
 
 @dataclass(frozen=True)
@@ -25,21 +32,11 @@ class EvalResult:
     returns: list[float]
     lengths: list[int]
     stats: dict[str, list[float]] = field(default_factory=dict)  # the task's per-episode statistics
+    summarize: Summarize = episode_means  # the task's statistics over episodes (NativeTask.summarize)
 
     def summary(self) -> dict[str, float]:
-        """Means of the task's episode statistics (nan-skipping), and collisions per km where both are known.
-
-        The driving tasks: ``lap_completed`` (the lap completion rate), ``collision``, ``laps``,
-        ``distance`` (m), ``lap_time`` (s, over the episodes that finished a lap).
-        """
-        out: dict[str, float] = {}
-        for key, values in self.stats.items():
-            finite = [v for v in values if math.isfinite(v)]
-            out[key] = statistics.fmean(finite) if finite else math.nan
-        if "collision" in self.stats and "distance" in self.stats:
-            km = sum(self.stats["distance"]) / 1000.0
-            out["collisions_per_km"] = sum(self.stats["collision"]) / km if km > 0 else math.nan
-        return out
+        """The task's statistics over these episodes: the means of its episode statistics and what it derives."""
+        return self.summarize({key: np.asarray(values, dtype=np.float64) for key, values in self.stats.items()})
 
     @property
     def mean(self) -> float:
@@ -97,7 +94,15 @@ def evaluate_policy(policy: GaussianPolicy, env: VecEnv, episodes: int, seed: in
                     stats.setdefault(key, []).append(float(values[i]))
                 done_count[i] += 1
             running[i], lengths[i] = 0.0, 0
-    return EvalResult(returns, steps, stats)
+    return EvalResult(returns, steps, stats, getattr(getattr(env, "task", None), "summarize", episode_means))
+
+
+def summary_lines(result: dict[str, Any]) -> list[str]:
+    """The task's lines of the evaluation report (its ``summary_lines``) for ``result`` (eval.json's content)."""
+    from envs.native import NATIVE_TASKS
+
+    task = NATIVE_TASKS.get(result["env_id"])
+    return task.summary_lines(result) if task is not None else []
 
 
 def load_policy(ckpt: dict, cfg: Config, env: VecEnv, path: Path) -> GaussianPolicy:

@@ -31,7 +31,7 @@ from machine import cpu_name  # noqa: E402
 from mujoco import batch as mjbatch  # noqa: E402
 
 from envs.driving.config import DrivingConfig  # noqa: E402
-from envs.native.driving import Driving, DrivingCamera  # noqa: E402
+from envs.driving.task import Driving, DrivingCamera  # noqa: E402
 from envs.native.vecenv import NativeVecEnv  # noqa: E402
 
 

@@ -66,9 +66,9 @@ NATIVE_TASK_TABLE: dict[str, NativeTaskEntry] = {
         NativeTaskEntry("Reacher-v5", "envs.native.tasks:Reacher"),
         NativeTaskEntry("Pusher-v5", "envs.native.tasks:Pusher"),
         # tasks of our own
-        NativeTaskEntry("policylab/Driving-v0", "envs.native.driving:Driving", 1000, "driving"),
-        NativeTaskEntry("policylab/DrivingThrottle-v0", "envs.native.driving:DrivingThrottle", 1000, "driving"),
-        NativeTaskEntry("policylab/DrivingCamera-v0", "envs.native.driving:DrivingCamera", 1000, "driving"),
+        NativeTaskEntry("policylab/Driving-v0", "envs.driving.task:Driving", 1000, "driving"),
+        NativeTaskEntry("policylab/DrivingThrottle-v0", "envs.driving.task:DrivingThrottle", 1000, "driving"),
+        NativeTaskEntry("policylab/DrivingCamera-v0", "envs.driving.task:DrivingCamera", 1000, "driving"),
         NativeTaskEntry("policylab/FrankaReach-v0", "envs.native.franka:FrankaReach", 100, "franka"),  # 2 s
         NativeTaskEntry("policylab/FrankaPush-v0", "envs.native.franka:FrankaPush", 200, "franka"),  # 4 s
         NativeTaskEntry("policylab/FrankaLift-v0", "envs.native.franka:FrankaLift", 200, "franka"),  # 4 s

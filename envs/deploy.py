@@ -17,6 +17,10 @@ Contract (every array is float64 numpy):
 - ``reference_observation() -> [obs_dim]``: the same observation as the task computes it
   (the Gymnasium env's own, or the task's rule on the simulator's full state). deploy-sim
   reports ``obs_gap = max |observation - reference|`` over every step: measured, never written.
+- ``obs_tolerance`` (class attribute): the largest ``obs_gap`` that still means "the same
+  observation" for this controller (rounding, or a sensor model's measured difference); a clean
+  deploy-sim run with a larger gap is a MISMATCH.
+- ``max_episode_steps``: the episode's time limit in control periods (deploy-sim stops there).
 - ``step(action [act_dim]) -> (reward, done)``: applies an action already clipped to the
   policy's bounds for one control period (the controller keeps its targets and previous
   action), then scores it with the task's reward and termination rules.
@@ -39,6 +43,7 @@ class Controller(Protocol):
     """One task's deployment controller over one ``MjModel``/``MjData`` (see the module docstring)."""
 
     max_episode_steps: int
+    obs_tolerance: float
 
     @classmethod
     def from_export(cls, meta: dict[str, Any], seed: int) -> Controller: ...

@@ -19,7 +19,7 @@ from app.config import load_config
 from app.export import export_run
 from app.rollout import EpisodeTracker, collect
 from app.runner import Trainer, new_run_dir
-from envs.native.driving import DrivingCamera
+from envs.driving.task import DrivingCamera
 from envs.native.gym_env import NativeGymEnv
 from envs.native.vecenv import NativeVecEnv
 from policies.encoders import ConvEncoder, DictNormalizer

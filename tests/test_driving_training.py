@@ -56,11 +56,15 @@ def test_the_driving_policy_exports_and_drives_under_mujoco_ray_casts_without_to
     assert lidar["rays"] == 32 and len(lidar["angles_rad"]) == 32
     assert np.isclose(lidar["angles_rad"][0], -np.radians(135)) and np.isclose(lidar["angles_rad"][-1], np.radians(135))
     assert meta["observation"]["names"][0].startswith("lidar[0]") and meta["action"]["names"] == ["steering_angle"]
+    assert meta["deployment"]["controller"] == "envs.driving.deploy:DrivingController"
     cmd = [sys.executable, "-m", "app", "deploy-sim", str(driving_run), "--episodes", "3"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     result = json.loads((exported.folder / "deploy_sim.json").read_text())
     assert result["imported_forbidden"] == [] and "MuJoCo ray casts as the lidar" in out.stdout
+    # the observations are measured against the task's lidar every step, and the episodes are the task's
+    assert result["verdict"] == "agree" and result["obs_gap"] <= result["obs_tolerance"] == 1e-9
+    assert result["lap_completed"] >= 2 / 3
 
 
 def test_a_driving_video_follows_the_car_and_draws_the_lidar(driving_run):

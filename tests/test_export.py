@@ -92,6 +92,7 @@ def test_export_of_a_run_writes_verified_files_and_complete_metadata(trained_run
     assert meta["env_steps"] == 192 and meta["task"] == "inverted_pendulum"
     assert meta["training_config"]["algo"]["name"] == "trpo"
     assert meta["code_revision"] and np.isfinite(meta["evaluation"]["mean_return"])
+    assert meta["deployment"]["controller"] == "envs.gym_deploy:GymController"  # deploy-sim's controller
 
     model = onnx.load(str(folder / "policy.onnx"))
     assert model.opset_import[0].version >= 17

@@ -14,6 +14,7 @@ from envs.obs_layout import actuator_names, build_observation, gym_observation_l
 from envs.spec import spec_to_dict
 
 FORMAT = "policylab-policy/1"
+GYM_CONTROLLER = "envs.gym_deploy:GymController"  # a Gymnasium task's controller: its own env, our layout
 
 
 def verified_layout(env: Any, steps: int = 200, seed: int = 0) -> list[dict[str, Any]] | None:
@@ -58,8 +59,10 @@ def policy_metadata(
     base = env.unwrapped
     task = getattr(getattr(base, "vec", None), "task", None)  # a native task of our own describes itself
     model = getattr(base, "model", None) or getattr(task, "model", None)
-    # a task of our own says how its observation is built and its action applied (driving, franka)
-    deployment = task.deployment() if hasattr(task, "deployment") else None
+    # a task of our own says how its observation is built and its action applied (driving, franka),
+    # and names the controller that runs it; a Gymnasium task is run by its own env
+    deployment = dict(task.deployment()) if hasattr(task, "deployment") else None
+    controller = deployment.pop("controller", None) if deployment is not None else GYM_CONTROLLER
     act_dim = policy.act_dim if law is None else law.act_dim
     if hasattr(task, "action_names"):
         act_names = task.action_names()[:act_dim]
@@ -92,6 +95,10 @@ def policy_metadata(
             "bounded": scaling.action_bounded.tolist(),
         },
         **sections,
+        "deployment": {
+            "controller": controller,
+            "note": "module:Class of the controller deploy-sim runs this policy with (envs/deploy.py's contract)",
+        },
         "env_steps": int(runner.get("env_steps", 0)),
         "iteration": int(runner.get("iteration", 0)),
         "evaluation": evaluation,

@@ -11,7 +11,7 @@ The simulation model is the car and the floor only: the walls never touch the
 car (a wall hit ends the episode, detected from the track geometry), so they
 cost the physics nothing. The scene model adds them as boxes for rendering and
 for ``mj_ray``, the reference the torch lidar is tested against. Only numpy and
-mujoco here: the deployment check (``app/deploy_sim.py``) builds the same scene
+mujoco here: the deployment controller (``envs/driving/deploy.py``) builds the same scene
 without torch.
 """
 

@@ -108,19 +108,6 @@ def track_is_valid(centre: np.ndarray, arc: np.ndarray, length: float, width: fl
     return bool((distance[far] > 1.3 * width).all())
 
 
-def project(track: Track, xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arc position s [P], lateral offset [P] (left +), track heading [P]) of points xy [P, 2].
-
-    From the nearest centreline point i: s = arc_i + (xy - c_i) . t_i, offset = (xy - c_i) . n_i,
-    heading = atan2(t_i) (the torch task computes the same over a batch).
-    """
-    nearest = np.argmin(((track.centre[None] - xy[:, None]) ** 2).sum(-1), axis=1)
-    rel = xy - track.centre[nearest]
-    n = track.normal[nearest]
-    t = np.stack([n[:, 1], -n[:, 0]], axis=1)
-    return track.arc[nearest] + (rel * t).sum(-1), (rel * n).sum(-1), np.arctan2(t[:, 1], t[:, 0])
-
-
 def generate_track(seed: int, cfg: DrivingConfig) -> Track:
     """The track of ``seed`` under ``cfg`` (same seed and config: the same track)."""
     rng = np.random.default_rng(seed)
@@ -145,4 +132,4 @@ def generate_track(seed: int, cfg: DrivingConfig) -> Track:
     )
 
 
-__all__ = ["HELDOUT_BASE", "Track", "generate_track", "project"]
+__all__ = ["HELDOUT_BASE", "Track", "generate_track"]

@@ -292,6 +292,12 @@ class Franka(NativeTask):
         """success (0/1, judged when the episode ends) and the final goal distance (m)."""
         return {"success": self.success().to(torch.float64), "final_distance": self._per_world["distance"]}
 
+    @classmethod
+    def summary_lines(cls, result: dict[str, Any]) -> list[str]:
+        """The success rate and the final distance to the goal."""
+        success, distance = 100 * result["success"], 100 * result["final_distance"]
+        return [f"success rate {success:.0f}% (final distance to the goal {distance:.1f} cm on average)"]
+
     def success(self) -> Tensor:
         """[N] bool: the episode that ends now has succeeded (the condition holds at its last step)."""
         return self._per_world["held"] >= 1

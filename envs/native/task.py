@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from envs.catalog import NATIVE_TASK_TABLE
+from envs.episode_stats import episode_means
 from envs.native.simulator import Simulator
 from envs.spec import ObservationSpec, ObsField
 
@@ -54,7 +55,8 @@ class NativeTask:
     evaluated once the previous step or reset has finished. Tasks of our own
     (not a Gymnasium original) override the hooks below it: their own model,
     action space, per-world episode state, extra truncation, episode statistics
-    and scene for rendering. ``options`` is the config section named by
+    (and their summary over evaluation episodes, with the report's lines) and
+    scene for rendering. ``options`` is the config section named by
     ``options_key`` (``task.driving`` ...); ``evaluation`` asks for the held-out
     variations of the task (tracks training never sees). ``generator`` is the
     batch's torch generator and ``sim`` its simulator, both set by the VecEnv,
@@ -149,6 +151,19 @@ class NativeTask:
     def episode_stats(self) -> dict[str, Tensor]:
         """Per-world statistics of the current episodes, name -> [N] float64 (read when episodes end)."""
         return {}
+
+    @classmethod
+    def summarize(cls, stats: dict[str, np.ndarray]) -> dict[str, float]:
+        """Statistics over evaluation episodes from their :meth:`episode_stats`, name -> [E] (numpy).
+
+        The means over the episodes (nan-skipping) by default; a task adds what it derives from them.
+        """
+        return episode_means(stats)
+
+    @classmethod
+    def summary_lines(cls, result: dict[str, Any]) -> list[str]:
+        """The task's lines in ``make eval``'s report, from the evaluation's ``result`` (eval.json's content)."""
+        return []
 
     def get_state(self) -> dict[str, Any]:
         """The task's per-world episode state (for an exact resume)."""

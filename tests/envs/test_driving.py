@@ -17,8 +17,11 @@ from app.config import load_config
 from app.errors import ConfigError
 from envs.driving import car
 from envs.driving.config import CAR_WIDTH, DrivingConfig
+from envs.driving.lidar import scan, wrap_angle
+from envs.driving.ray_fan import cast_ray_fan
+from envs.driving.rules import car_to_world, yaw_of
+from envs.driving.task import Driving, DrivingThrottle
 from envs.driving.track import HELDOUT_BASE, Track, generate_track, left_normals, radial_interpolation
-from envs.native.driving import Driving, DrivingThrottle, car_to_world, cast_ray_fan, cast_rays, wrap_angle, yaw_of
 from envs.native.vecenv import NativeVecEnv
 
 CFG = DrivingConfig()
@@ -89,26 +92,31 @@ def test_rays_against_one_wall_at_a_known_place():
     origin = torch.zeros(1, 2, dtype=torch.float64)
     start = torch.tensor([[[2.0, -1.0]]], dtype=torch.float64)
     end = torch.tensor([[[2.0, 2.0]]], dtype=torch.float64)
-    angles = torch.tensor([[0.0, math.pi / 4, math.atan2(0.5, 2.0), math.pi / 2, math.pi]], dtype=torch.float64)
-    distance = cast_rays(origin, angles, start, end, 10.0)[0]
+    angles = torch.tensor([0.0, math.pi / 4, math.atan2(0.5, 2.0), math.pi / 2, math.pi], dtype=torch.float64)
+    heading = torch.zeros(1, dtype=torch.float64)
     expected = [2.0, 2.0 * math.sqrt(2.0), math.hypot(2.0, 0.5), 10.0, 10.0]  # pi/4 grazes the end; up, back: miss
-    assert distance.tolist() == pytest.approx(expected, abs=1e-5)
+    distance = scan(origin, heading, angles, start, end, 10.0, torch)[0]
+    assert distance.tolist() == pytest.approx(expected, abs=1e-12)
+    # the same rule over numpy arrays (the deployment controller's)
+    arrays = (a.numpy() for a in (origin, heading, angles, start, end))
+    assert scan(*arrays, 10.0, np)[0].tolist() == pytest.approx(expected, abs=1e-12)
     # the fan caster takes ascending angles: 0, atan2(0.5, 2), pi/4, pi/2, pi
-    ascending = angles[0, [0, 2, 1, 3, 4]]
-    fan = cast_ray_fan(origin, torch.zeros(1, dtype=torch.float64), ascending, start, end, 10.0)[0]
-    assert fan.tolist() == pytest.approx([expected[i] for i in (0, 2, 1, 3, 4)], abs=1e-9)
+    ascending = angles[[0, 2, 1, 3, 4]]
+    fan = cast_ray_fan(origin, heading, ascending, start, end, 10.0)[0]
+    assert fan.tolist() == pytest.approx([expected[i] for i in (0, 2, 1, 3, 4)], abs=1e-12)
 
 
 def test_the_fan_caster_equals_testing_every_ray_against_every_segment():
+    """The task's fan (candidate pairs only) is the lidar rule of envs.driving.lidar.scan, bit for bit in torch."""
     env = driving(16)
     env.reset(seed=4)
     task = env.task
     for k in range(30):
         env.step(torch.full((16, 1), 0.3 * math.sin(k / 3)))
         xy, yaw = task.pose(env.sim)
-        origin = car_to_world(xy, yaw, task.lidar_xy)
-        every = cast_rays(origin, yaw[:, None] + task.ray_angles, task.start, task.end, CFG.lidar_range)
-        assert torch.allclose(task.lidar(env.sim, noisy=False), every, atol=1e-4)  # the brute force is float32
+        origin = car_to_world(xy, yaw, task.lidar_xy[None], torch)[:, 0]
+        every = scan(origin, yaw, task.ray_angles, task.start, task.end, CFG.lidar_range, torch)
+        assert torch.equal(task.lidar(env.sim, noisy=False), every)
 
 
 def test_lidar_matches_mujoco_ray_casts_against_the_wall_boxes():
@@ -119,7 +127,7 @@ def test_lidar_matches_mujoco_ray_casts_against_the_wall_boxes():
         env.step(torch.full((3, 1), 0.1))
     task = env.task
     xy, yaw = task.pose(env.sim)
-    origin, angle = car_to_world(xy, yaw, task.lidar_xy), yaw[:, None] + task.ray_angles
+    origin, angle = car_to_world(xy, yaw, task.lidar_xy[None], torch)[:, 0], yaw[:, None] + task.ray_angles
     ours = task.lidar(env.sim, noisy=False)
     height = float(car.lidar_offset(task.model)[2]) + task.ride_height
     for i in range(3):
@@ -201,8 +209,8 @@ def test_every_reset_puts_the_car_on_its_track_aligned_and_clear_of_the_walls():
         xy, yaw = task.pose(env.sim)
         _, offset, heading = task._arc_position(xy)
         assert (offset.abs() <= 0.15 * task.width + 1e-9).all()
-        assert wrap_angle(yaw - heading).abs().max() <= 0.1 + 1e-9
-        assert (task._outline_offsets(xy, yaw) < 0.5 * task.width[:, None]).all()
+        assert wrap_angle(yaw - heading, torch).abs().max() <= 0.1 + 1e-9
+        assert not task._wall_contact(xy, yaw).any()
         assert torch.allclose(env.sim.qpos[:, 2], torch.full((64,), task.ride_height, dtype=torch.float64))
 
 
@@ -287,7 +295,7 @@ def test_throttle_variant_starts_at_rest_and_drives_at_the_commanded_speed():
 def test_yaw_of_quaternions():
     yaw = torch.tensor([0.3, -2.0, 3.0], dtype=torch.float64)
     quat = torch.stack([torch.cos(yaw / 2), 0 * yaw, 0 * yaw, torch.sin(yaw / 2)], dim=1)
-    assert torch.allclose(yaw_of(quat), yaw)
+    assert torch.allclose(yaw_of(quat, torch), yaw)
 
 
 # -- config -----------------------------------------------------------------------------------

@@ -32,6 +32,12 @@ def test_import_envs_imports_neither_app_nor_torch_nor_mujoco():
     assert not loaded & {"app", "policies", "torch", "mujoco"}, loaded & {"app", "policies", "torch", "mujoco"}
 
 
+def test_the_deployment_controllers_import_neither_torch_nor_app():
+    """deploy-sim runs them in a process that must never import torch, app or policies."""
+    loaded = imported_after("import envs.deploy, envs.driving.deploy, envs.gym_deploy")
+    assert not loaded & {"app", "policies", "torch"}, loaded & {"app", "policies", "torch"}
+
+
 def test_import_envs_registers_the_native_tasks():
     code = "import envs, gymnasium; print(gymnasium.spec('policylab/Hopper-v0').max_episode_steps)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -3,9 +3,11 @@
 The seed lectures' case study ("learning to steer"): the agent is a car, the
 state what its lidar sees, the action the steering angle, the reward the
 distance travelled without a collision. Everything per step is torch over the
-batch of N cars: the lidar is a batched 2-D ray cast against every car's wall
-polylines, progress the car's projection on its centreline, a collision any
-corner of the car's outline past a wall's inner face.
+batch of N cars, through the rules of ``envs.driving.rules`` and the lidar of
+``envs.driving.lidar`` (written once over numpy or torch arrays, shared with the
+deployment controller ``envs.driving.deploy``): the lidar is a batched 2-D ray
+cast against every car's wall polylines, progress the car's projection on its
+centreline, a collision any corner of the car's outline past a wall's inner face.
 
 ``policylab/Driving-v0``: steering only, the drive holds ``target_speed``.
 ``policylab/DrivingThrottle-v0``: steering and a speed command in [0, ``max_speed``].
@@ -23,119 +25,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from envs.driving import car
+from envs.driving import car, rules, summary
 from envs.driving.config import DrivingConfig
+from envs.driving.ray_fan import cast_ray_fan
 from envs.driving.track import HELDOUT_BASE, Track, generate_track
 from envs.native.simulator import Simulator
 from envs.native.task import NativeTask
 
 TRACK_CACHE = 2048  # tracks kept per task (a reset that meets a cached seed skips the generator)
-SEGMENT_SLACK = 1e-4  # fraction of a segment's length
+CONTROLLER = "envs.driving.deploy:DrivingController"  # policy.json's deployment.controller
 RAY_COLOUR = np.array([0.1, 1.0, 0.3, 0.8], dtype=np.float32)
-
-
-def cast_rays(origin: Tensor, angle: Tensor, start: Tensor, end: Tensor, max_range: float) -> Tensor:
-    """Distance along each ray to the first wall segment it crosses, at most ``max_range``: every pair tested.
-
-    The brute-force reference of :func:`cast_ray_fan`, which the tasks use.
-
-    origin [N, 2], angle [N, R] (world frame), segments start/end [N, S, 2] -> [N, R] (origin's dtype).
-    Ray o + t d meets segment p + u e where, with w = p - o and a x b = a_x b_y - a_y b_x,
-    t = (w x e) / (d x e) and u = (w x d) / (d x e); a hit needs t > 0 and 0 <= u <= 1, widened by
-    SEGMENT_SLACK so that rounding never lets a ray slip between two segments through their shared
-    end (a ray parallel to a segment, d x e = 0, gives an infinite or undefined u and never hits).
-    Computed in float32 (millimetre-exact at track scale): [N, R, S] is the largest tensor.
-    """
-    f32 = torch.float32
-    dx, dy = torch.cos(angle).to(f32)[..., None], torch.sin(angle).to(f32)[..., None]  # [N, R, 1]
-    edge = (end - start).to(f32)
-    ex, ey = edge[..., 0][:, None, :], edge[..., 1][:, None, :]  # [N, 1, S]
-    rel = (start - origin[:, None, :]).to(f32)
-    wx, wy = rel[..., 0][:, None, :], rel[..., 1][:, None, :]  # [N, 1, S]
-    denom = dx * ey - dy * ex  # d x e [N, R, S]
-    t = (wx * ey - wy * ex) / denom  # w x e does not depend on the ray
-    u = (wx * dy - wy * dx) / denom
-    miss = ~((t > 0) & (u >= -SEGMENT_SLACK) & (u <= 1 + SEGMENT_SLACK))
-    distance = t.masked_fill_(miss, math.inf).amin(dim=-1)
-    return distance.clamp_(max=max_range).to(origin.dtype)
-
-
-def cast_ray_fan(
-    origin: Tensor,
-    heading: Tensor,
-    angles: Tensor,
-    start: Tensor,
-    end: Tensor,
-    max_range: float,
-    with_index: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
-    """:func:`cast_rays` for a fan of rays, testing only the (segment, ray) pairs that can meet.
-
-    origin [N, 2], heading [N], angles [R] ascending (relative to the heading), segments [N, S, 2]
-    -> distances [N, R] (float64). A segment seen from the origin spans the angles between its ends'
-    bearings; only the rays inside that span (found by binary search in ``angles``) can cross it, so
-    instead of N R S tests there are about N (S + R * walls crossed per ray) - a segment whose span
-    passes behind the origin (the bearings differ by more than pi) is tested against every ray.
-    Each candidate pair gets the exact test of :func:`cast_rays`, so the result is the same as
-    testing every pair.
-    """
-    n, s = start.shape[:2]
-    r = angles.shape[0]
-    f64 = torch.float64
-    origin, heading, start, end = origin.to(f64), heading.to(f64), start.to(f64), end.to(f64)
-    a = start - origin[:, None, :]  # [N, S, 2] from the origin to each segment's ends
-    b = end - origin[:, None, :]
-    bearing_a = wrap_angle(torch.atan2(a[..., 1], a[..., 0]) - heading[:, None])
-    bearing_b = wrap_angle(torch.atan2(b[..., 1], b[..., 0]) - heading[:, None])
-    low, high = torch.minimum(bearing_a, bearing_b), torch.maximum(bearing_a, bearing_b)
-    first = torch.searchsorted(angles, low.contiguous())  # first ray at or after the span's start
-    last = torch.searchsorted(angles, high.contiguous(), right=True) - 1  # last ray at or before its end
-    behind = (high - low) > math.pi  # the span wraps through the back: every ray is a candidate
-    first = torch.where(behind, torch.zeros_like(first), first)
-    last = torch.where(behind, torch.full_like(last, r - 1), last)
-    count = (last - first + 1).clamp(min=0)  # [N, S] candidate rays per segment
-    flat_count = count.reshape(-1)
-    pair_segment = torch.repeat_interleave(torch.arange(n * s, device=start.device), flat_count)  # [P]
-    offsets = torch.arange(pair_segment.numel(), device=start.device) - torch.repeat_interleave(
-        torch.cumsum(flat_count, 0) - flat_count, flat_count
-    )
-    pair_ray = first.reshape(-1)[pair_segment] + offsets  # [P]
-    car = pair_segment // s
-    ray_angle = heading[car] + angles[pair_ray]
-    dx, dy = torch.cos(ray_angle), torch.sin(ray_angle)
-    e = b - a
-    wa, we = a.reshape(-1, 2)[pair_segment], e.reshape(-1, 2)[pair_segment]
-    denom = dx * we[:, 1] - dy * we[:, 0]
-    t = (wa[:, 0] * we[:, 1] - wa[:, 1] * we[:, 0]) / denom
-    u = (wa[:, 0] * dy - wa[:, 1] * dx) / denom
-    hit = (t > 0) & (u >= -SEGMENT_SLACK) & (u <= 1 + SEGMENT_SLACK)
-    slot = car * r + pair_ray
-    best = torch.full((n * r,), math.inf, dtype=f64, device=start.device)
-    best.scatter_reduce_(0, slot[hit], t[hit], reduce="amin")
-    distance = best.reshape(n, r)
-    if not with_index:
-        return distance.clamp(max=max_range)
-    index = torch.full((n * r,), s, dtype=torch.long, device=start.device)
-    winner = hit & (t == best[slot])
-    index.scatter_(0, slot[winner], (pair_segment % s)[winner])
-    return distance.clamp(max=max_range), index.reshape(n, r)
-
-
-def yaw_of(quat: Tensor) -> Tensor:
-    """Heading about z of unit quaternions [N, 4] (w, x, y, z): atan2(2 (w z + x y), 1 - 2 (y^2 + z^2))."""
-    w, x, y, z = quat.unbind(-1)
-    return torch.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-
-
-def car_to_world(xy: Tensor, yaw: Tensor, local: Tensor) -> Tensor:
-    """A point fixed on every car, local [2] in the car frame, in the world: [N, 2] for cars at xy [N, 2], yaw [N]."""
-    cos, sin = torch.cos(yaw), torch.sin(yaw)
-    return xy + torch.stack([cos * local[0] - sin * local[1], sin * local[0] + cos * local[1]], dim=1)
-
-
-def wrap_angle(a: Tensor) -> Tensor:
-    """Angles into [-pi, pi)."""
-    return torch.remainder(a + math.pi, 2 * math.pi) - math.pi
 
 
 class Driving(NativeTask):
@@ -247,22 +146,8 @@ class Driving(NativeTask):
         index = torch.randint(0, m, (k,), generator=generator, device=generator.device).to(dev)
         u = torch.rand((k, 2), generator=generator, dtype=f64, device=generator.device).to(dev)
         rows = ids.to(dev)
-        point, normal = self.centre[rows, index], self.normal[rows, index]
-        tangent = torch.stack([normal[:, 1], -normal[:, 0]], dim=1)
-        offset = (u[:, 0] * 2 - 1) * 0.15 * self.width[rows]
-        position = point + offset[:, None] * normal
-        yaw = torch.atan2(tangent[:, 1], tangent[:, 0]) + (u[:, 1] * 2 - 1) * 0.1
-        qpos = self.init_qpos.expand(k, -1).clone()
-        qpos[:, :2] = position
-        qpos[:, 2] = self.ride_height
-        qpos[:, 3:7] = torch.stack(
-            [torch.cos(yaw / 2), torch.zeros_like(yaw), torch.zeros_like(yaw), torch.sin(yaw / 2)], dim=1
-        )
-        qvel = self.init_qvel.expand(k, -1).clone()
-        speed = 0.0 if self.throttle else self.cfg.target_speed
-        qvel[:, 0], qvel[:, 1] = speed * torch.cos(yaw), speed * torch.sin(yaw)
-        for dof in self.wheel_dofs:
-            qvel[:, dof] = speed / car.WHEEL_RADIUS
+        position, yaw = rules.start_pose(self.centre[rows, index], self.normal[rows, index], self.width[rows], u, torch)
+        qpos, qvel = self.start_state(position, yaw)
         state = self._per_world
         for name in state:
             state[name][rows] = 0.0
@@ -270,31 +155,22 @@ class Driving(NativeTask):
         state["s"][rows] = self._arc_position(position, rows)[0]
         return qpos, qvel
 
+    def start_state(self, position: Tensor, yaw: Tensor) -> tuple[Tensor, Tensor]:
+        """(qpos [k, nq], qvel [k, nv]) of cars at position [k, 2] heading yaw [k], at the start speed."""
+        k = len(yaw)
+        qpos, qvel = self.init_qpos.expand(k, -1).clone(), self.init_qvel.expand(k, -1).clone()
+        speed = rules.start_speed(self.throttle, self.cfg)
+        rules.write_start_state(qpos, qvel, position, yaw, self.ride_height, speed, self.wheel_dofs, torch)
+        return qpos, qvel
+
     def _arc_position(self, xy: Tensor, rows: Tensor | slice = slice(None)) -> tuple[Tensor, Tensor, Tensor]:
-        """(arc position s [k], lateral offset [k] (left +), track heading [k]) of points xy [k, 2].
+        """(arc position s, lateral offset (left +), track heading), each [k], of points xy [k, 2]: rules.project."""
+        s, offset, heading = rules.project(self.centre[rows], self.normal[rows], self.arc[rows], xy[:, None, :], torch)
+        return s[:, 0], offset[:, 0], heading[:, 0]
 
-        Nearest centreline point i, then s = arc_i + (xy - c_i) . t_i, offset = (xy - c_i) . n_i.
-        """
-        centre, normal = self.centre[rows], self.normal[rows]
-        nearest = (centre - xy[:, None, :]).square().sum(-1).argmin(dim=1)  # [k]
-        pick = torch.arange(len(nearest), device=xy.device)
-        c, n = centre[pick, nearest], normal[pick, nearest]
-        t = torch.stack([n[:, 1], -n[:, 0]], dim=1)
-        rel = xy - c
-        s = self.arc[rows][pick, nearest] + (rel * t).sum(-1)
-        return s, (rel * n).sum(-1), torch.atan2(t[:, 1], t[:, 0])
-
-    def _outline_offsets(self, xy: Tensor, yaw: Tensor) -> Tensor:
-        """|lateral offset| [N, 6] of the car outline's points from their nearest centreline point."""
-        cos, sin = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
-        px = xy[:, None, 0] + cos * self.outline[:, 0] - sin * self.outline[:, 1]
-        py = xy[:, None, 1] + sin * self.outline[:, 0] + cos * self.outline[:, 1]
-        points = torch.stack([px, py], dim=-1)  # [N, 6, 2]
-        distance = (points[:, :, None, :] - self.centre[:, None, :, :]).square().sum(-1)  # [N, 6, M]
-        nearest = distance.argmin(dim=-1)  # [N, 6]
-        c = torch.gather(self.centre, 1, nearest[..., None].expand(-1, -1, 2))
-        n = torch.gather(self.normal, 1, nearest[..., None].expand(-1, -1, 2))
-        return ((points - c) * n).sum(-1).abs()
+    def _wall_contact(self, xy: Tensor, yaw: Tensor) -> Tensor:
+        """[N] bool: the car's outline crosses a wall (:func:`rules.wall_contact`)."""
+        return rules.wall_contact(self.centre, self.normal, self.arc, self.width, xy, yaw, self.outline, torch)
 
     # -- control --------------------------------------------------------------------------
 
@@ -323,7 +199,7 @@ class Driving(NativeTask):
     def pose(self, sim: Simulator) -> tuple[Tensor, Tensor]:
         """(xy [N, 2], yaw [N]) of every car."""
         qpos = sim.qpos.to(torch.float64)
-        return qpos[:, :2], yaw_of(qpos[:, 3:7])
+        return qpos[:, :2], rules.yaw_of(qpos[:, 3:7], torch)
 
     def lidar(self, sim: Simulator, noisy: bool = True, pose: tuple[Tensor, Tensor] | None = None) -> Tensor:
         """Distances [N, R] along the rays, m (``lidar_range`` where nothing is hit or a ray drops out).
@@ -332,7 +208,7 @@ class Driving(NativeTask):
         """
         cfg = self.cfg
         xy, yaw = pose if pose is not None else self.pose(sim)
-        origin = car_to_world(xy, yaw, self.lidar_xy)  # the rays point yaw + ray_angles
+        origin = rules.car_to_world(xy, yaw, self.lidar_xy[None], torch)[:, 0]  # the rays point yaw + ray_angles
         distance = cast_ray_fan(origin, yaw, self.ray_angles, self.start, self.end, cfg.lidar_range)
         if noisy and self.generator is not None and (cfg.lidar_noise_std > 0 or cfg.lidar_dropout > 0):
             g = self.generator
@@ -347,53 +223,54 @@ class Driving(NativeTask):
         return distance
 
     def observation(self, sim: Simulator) -> Tensor:
-        qvel = sim.qvel.to(torch.float64)
+        """[lidar, forward speed, yaw rate, steering] (+ [heading error, lateral offset]): :func:`rules.observation`."""
         xy, yaw = self.pose(sim)
-        forward = torch.cos(yaw) * qvel[:, 0] + torch.sin(yaw) * qvel[:, 1]
-        parts = [self.lidar(sim, pose=(xy, yaw)), forward[:, None], qvel[:, 5:6], self._per_world["steer"][:, None]]
-        if self.cfg.privileged_obs:
-            _, offset, heading = self._arc_position(xy)
-            parts += [wrap_angle(yaw - heading)[:, None], offset[:, None]]
-        return torch.cat(parts, dim=1)
+        track_frame = self._arc_position(xy)[1:] if self.cfg.privileged_obs else None
+        steer = self._per_world["steer"]
+        scan = self.lidar(sim, pose=(xy, yaw))
+        return rules.observation(scan, yaw, sim.qvel.to(torch.float64), steer, track_frame, torch)
 
     def reward(self, sim: Simulator, before: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
         """r = progress along the centreline (m) - steering_penalty (change of command)^2 - collision_penalty [hit]."""
-        cfg, state = self.cfg, self._per_world
+        state = self._per_world
         xy, yaw = self.pose(sim)
         s, _, _ = self._arc_position(xy)
-        half = 0.5 * self.length
-        progress = torch.remainder(s - state["s"] + half, self.length) - half  # wraps at the start line
+        progress = rules.progress(s, state["s"], self.length, torch)  # wraps at the start line
         state["s"] = s
         state["travelled"] += progress
         state["time"] += self.dt
-        lap = (state["travelled"] >= self.length) & torch.isnan(state["lap_time"])
-        state["lap_time"] = torch.where(lap, state["time"], state["lap_time"])
-        collided = (self._outline_offsets(xy, yaw) > 0.5 * self.width[:, None]).any(dim=1)
-        state["collided"] = collided.to(torch.float64)
-        reward = progress - cfg.steering_penalty * state["steer_change"].square() - cfg.collision_penalty * collided
-        return reward, collided
+        state["lap_time"] = rules.first_lap_time(
+            state["travelled"], state["time"], state["lap_time"], self.length, torch
+        )
+        collided = self._wall_contact(xy, yaw)
+        state["collided"] = rules.indicator(collided, progress, torch)
+        return rules.reward(progress, state["steer_change"], collided, self.cfg, torch), collided
 
     def truncated(self, sim: Simulator) -> Tensor:
         """Episodes end after ``laps`` laps."""
-        return self._per_world["travelled"] >= self.cfg.laps * self.length
+        return rules.finished(self._per_world["travelled"], self.length, self.cfg)
 
     def episode_stats(self) -> dict[str, Tensor]:
         """Per car: laps, lap_completed (1 after a full lap), collision (0/1), distance (m), lap_time (s or nan)."""
         state = self._per_world
-        laps = state["travelled"] / self.length
-        return {
-            "laps": laps,
-            "lap_completed": (laps >= 1).to(torch.float64),
-            "collision": state["collided"],
-            "distance": state["travelled"].clamp(min=0.0),
-            "lap_time": state["lap_time"],
-        }
+        return rules.episode_stats(state["travelled"], self.length, state["collided"], state["lap_time"], torch)
+
+    @classmethod
+    def summarize(cls, stats: dict[str, np.ndarray]) -> dict[str, float]:
+        """Means of the episode statistics and collisions per km (:func:`envs.driving.summary.summarize`)."""
+        return summary.summarize(stats)
+
+    @classmethod
+    def summary_lines(cls, result: dict[str, Any]) -> list[str]:
+        """Laps completed, collisions per km and the first lap's time on the held-out tracks."""
+        return summary.summary_lines(result)
 
     def deployment(self) -> dict[str, Any]:
         """What a controller needs to build the observation and apply the action (policy.json's ``driving``)."""
         cfg = self.cfg
         angles = self.ray_angles.cpu().tolist()
         return {
+            "controller": CONTROLLER,
             "task": "throttle" if self.throttle else "steering",
             "options": dataclasses.asdict(cfg),
             "physics_timestep_s": float(self.model.opt.timestep),
@@ -472,7 +349,7 @@ class Driving(NativeTask):
         mujoco.mj_forward(self._scene, data)
         if self.draw_rays:
             xy, yaw = self.pose(sim)
-            origin = car_to_world(xy, yaw, self.lidar_xy)
+            origin = rules.car_to_world(xy, yaw, self.lidar_xy[None], torch)[:, 0]
             distance = self.lidar(sim, noisy=False, pose=(xy, yaw))
             angle = yaw[:, None] + self.ray_angles
             ends = origin[:, None, :] + distance[..., None] * torch.stack([torch.cos(angle), torch.sin(angle)], dim=-1)
@@ -540,7 +417,7 @@ class DrivingCamera(Driving):
     def camera_image(self, sim: Simulator) -> Tensor:
         """RGB images [N, H, W, 3] uint8 from every car's front camera."""
         xy, yaw = self.pose(sim)
-        origin = car_to_world(xy, yaw, self.camera_xy)  # [N, 2]
+        origin = rules.car_to_world(xy, yaw, self.camera_xy[None], torch)[:, 0]  # [N, 2]
         angle = yaw[:, None] + self.column_angle  # [N, W]
         far = 4 * self.cfg.lidar_range
         # columns run right to left in angle: cast the ascending fan, then flip back to image order
@@ -565,8 +442,7 @@ class DrivingCamera(Driving):
     def observation(self, sim: Simulator) -> dict[str, Tensor]:  # type: ignore[override]
         qvel = sim.qvel.to(torch.float64)
         _, yaw = self.pose(sim)
-        forward = torch.cos(yaw) * qvel[:, 0] + torch.sin(yaw) * qvel[:, 1]
-        state = torch.stack([forward, qvel[:, 5], self._per_world["steer"]], dim=1)
+        state = torch.stack([rules.forward_speed(yaw, qvel, torch), qvel[:, 5], self._per_world["steer"]], dim=1)
         return {"camera": self.camera_image(sim), "state": state}
 
 
