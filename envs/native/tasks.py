@@ -13,8 +13,8 @@ import mujoco
 import torch
 from torch import Tensor
 
+from envs.manipulation.task import FRANKA_TASKS
 from envs.native.driving import DRIVING_TASKS
-from envs.native.franka import FRANKA_TASKS
 from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, control_cost, uniform, within
 

@@ -18,7 +18,7 @@ from app.errors import ConfigError
 from envs.manipulation import scene
 from envs.manipulation.config import FrankaConfig
 from envs.manipulation.deploy import ArmEpisode, ArmTask
-from envs.native.franka import LIFT_HOLD_STEPS, FrankaLift, FrankaPush, FrankaReach
+from envs.manipulation.task import LIFT_HOLD_STEPS, FrankaLift, FrankaPush, FrankaReach
 from envs.native.vecenv import NativeVecEnv
 
 # Franka's published kinematics (modified DH: a_{i-1}, d_i, alpha_{i-1}), frankaemika.github.io/docs.
