@@ -17,20 +17,17 @@ import numpy as np
 
 from envs.manipulation import scene
 from envs.manipulation.config import FrankaConfig
+from envs.manipulation.control import GRIPPER_STEP
+from envs.manipulation.episodes import GOAL_X, GOAL_Y, PENETRATION, START_TRIES
 from envs.manipulation.rules import (
     FELL_OFF,
-    GOAL_X,
-    GOAL_Y,
     GRASP_RADIUS,
-    GRIPPER_STEP,
     LIFT_CLEARANCE,
     LIFT_HOLD_STEPS,
-    PENETRATION,
     PUSH_BEHIND,
     PUSH_TOLERANCE,
     REACH_TOLERANCE,
     SOFT_LIMIT,
-    START_TRIES,
 )
 
 REACH, PUSH, LIFT = "policylab/FrankaReach-v0", "policylab/FrankaPush-v0", "policylab/FrankaLift-v0"

@@ -18,7 +18,8 @@ from app.errors import ConfigError
 from envs.manipulation import kinematics, scene
 from envs.manipulation.config import FrankaConfig
 from envs.manipulation.deploy import ArmEpisode, ArmTask
-from envs.manipulation.task import LIFT_HOLD_STEPS, FrankaLift, FrankaPush, FrankaReach
+from envs.manipulation.rules import LIFT_HOLD_STEPS
+from envs.manipulation.task import FrankaLift, FrankaPush, FrankaReach
 from envs.native.vecenv import NativeVecEnv
 
 
@@ -195,7 +196,7 @@ def test_lift_succeeds_only_after_a_second_above_5_cm():
     a = task.cube_qpos
     size = task._per_world["cube_size"]
     qpos[:, a + 2] = size / 2 + torch.tensor([0.06, 0.04], dtype=torch.float64)  # above / below the bar
-    fake = SimpleNamespace(qpos=qpos, site_xpos=env.sim.site_xpos.clone(), num_worlds=2)
+    fake = SimpleNamespace(qpos=qpos, qvel=env.sim.qvel.clone(), site_xpos=env.sim.site_xpos.clone(), num_worlds=2)
     before = task.pre_step(fake)
     for _ in range(LIFT_HOLD_STEPS - 1):
         task.reward(fake, before, torch.zeros(2, 8))
