@@ -19,8 +19,9 @@ step is logged (``reward_<term>`` in progress.csv and TensorBoard). Success ends
 judged when the episode ends (``success`` in the evaluation, a rate over episodes).
 
 This module is the batch of N arms in torch; the rules it applies (draws, observation, action mapping,
-reward terms, success) are written once over numpy or torch arrays in :mod:`envs.manipulation.rules`,
-:mod:`~envs.manipulation.episodes` and :mod:`~envs.manipulation.control`.
+reward terms, success) are written once in :mod:`envs.manipulation.rules`, :mod:`~envs.manipulation.episodes`
+and :mod:`~envs.manipulation.control`, which deploy-sim's numpy controller (:mod:`envs.manipulation.deploy`)
+calls too.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from envs.native.simulator import Simulator
 from envs.native.task import NativeTask, uniform
 
 GOAL_COLOUR = np.array([0.2, 0.9, 0.3, 0.45], dtype=np.float32)
+CONTROLLER = "envs.manipulation.deploy:FrankaController"  # deploy-sim's controller of these tasks
 
 
 class Franka(NativeTask):
@@ -319,10 +321,14 @@ class Franka(NativeTask):
         raise NotImplementedError
 
     def deployment(self) -> dict[str, Any]:
-        """What the arm's controller needs (policy.json's ``franka``): joints, gains, limits, action mapping."""
+        """What the arm's controller needs (policy.json's ``franka``): joints, gains, limits, action mapping.
+
+        ``controller``: deploy-sim's controller for it (``envs.deploy``), built from this section.
+        """
         cfg, model = self.cfg, self.model
         return {
             "task": self.gym_id,
+            "controller": CONTROLLER,
             "options": dataclasses.asdict(cfg),
             "robot": "Franka Emika Panda (gymnasium-robotics FrankaKitchen model)",
             "frame": "positions in the robot's base frame: x forward, y left, z up; the table's top is z = 0",
