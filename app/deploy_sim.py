@@ -57,8 +57,6 @@ def load_controller(meta: dict[str, Any], seed: int) -> Any:
     from envs.deploy import controller_class
 
     path = (meta.get("deployment") or {}).get("controller")
-    if path is None and "franka" in meta["observation"]:
-        return ArmTaskController.from_export(meta, seed)  # TEMPORARY, see below
     if path is None:
         fail(
             f"task {meta['task']} ({meta['env_id']}): policy.json names no deployment.controller; "
@@ -99,65 +97,6 @@ def run_episodes(controller: Any, meta: dict[str, Any], folder: Path, args: argp
         lengths.append(steps)
         stats.append(controller.episode_stats())
     return {"returns": returns, "lengths": lengths, "stats": stats, "obs_gap": obs_gap}
-
-
-# -- TEMPORARY (issue 22): the Franka tasks through today's envs.manipulation.deploy.ArmTask, until
-# FrankaController (envs/manipulation/deploy.py, the same contract) lands on its branch and the
-# Franka tasks' deployment() names it; the lead deletes this class at the merge. ----------------------
-class ArmTaskController:
-    """ArmTask under the controller contract. Its reference is its own observation (no independent one)."""
-
-    obs_tolerance = 0.0
-
-    def __init__(self, meta: dict[str, Any], seed: int) -> None:
-        import mujoco
-
-        from envs.manipulation import scene
-        from envs.manipulation.deploy import ArmTask, config_from_options
-
-        spec = meta["observation"]["franka"]
-        cfg = config_from_options(spec["options"])
-        self.mujoco, self.frame_skip = mujoco, int(spec["frame_skip"])
-        self.model = scene.scene_model(cfg, cube=spec["task"] != "policylab/FrankaReach-v0")
-        self.data = mujoco.MjData(self.model)
-        self.arm = ArmTask(spec["task"], cfg, self.model, spec["reward_weights"])
-        self.rng = np.random.default_rng(seed)  # every episode draws from one stream, as before
-        self.max_episode_steps = int(meta["max_episode_steps"])
-        self.period = meta["control_period_s"]
-        self.episode: Any = None
-
-    @classmethod
-    def from_export(cls, meta: dict[str, Any], seed: int) -> ArmTaskController:
-        return cls(meta, seed)
-
-    def reset(self, episode: int) -> None:
-        self.episode = self.arm.reset(self.data, self.rng)
-
-    def observation(self) -> np.ndarray:
-        return self.arm.observation(self.data, self.episode)
-
-    def reference_observation(self) -> np.ndarray:
-        return self.observation()
-
-    def step(self, action: np.ndarray) -> tuple[float, bool]:
-        change = self.arm.apply(self.data, self.episode, action)
-        self.mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
-        return self.arm.reward(self.data, self.episode, change)
-
-    def episode_stats(self) -> dict[str, float]:
-        return {"success": float(self.arm.success(self.episode))}
-
-    def summarize(self, episodes: list[dict[str, float]]) -> dict[str, float]:
-        return {"success": float(np.mean([e["success"] for e in episodes]))}
-
-    def summary_lines(self, summary: dict[str, float], reference: dict[str, Any]) -> list[str]:
-        return [
-            f"PD joint targets at {self.period} s, numpy controller: success in {100 * summary['success']:.0f}% "
-            f"of episodes (checkpoint evaluation: {100 * float(reference.get('success', math.nan)):.0f}%)"
-        ]
-
-
-# -- end of TEMPORARY ---------------------------------------------------------------------------------
 
 
 def main() -> int:

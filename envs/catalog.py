@@ -69,9 +69,9 @@ NATIVE_TASK_TABLE: dict[str, NativeTaskEntry] = {
         NativeTaskEntry("policylab/Driving-v0", "envs.driving.task:Driving", 1000, "driving"),
         NativeTaskEntry("policylab/DrivingThrottle-v0", "envs.driving.task:DrivingThrottle", 1000, "driving"),
         NativeTaskEntry("policylab/DrivingCamera-v0", "envs.driving.task:DrivingCamera", 1000, "driving"),
-        NativeTaskEntry("policylab/FrankaReach-v0", "envs.native.franka:FrankaReach", 100, "franka"),  # 2 s
-        NativeTaskEntry("policylab/FrankaPush-v0", "envs.native.franka:FrankaPush", 200, "franka"),  # 4 s
-        NativeTaskEntry("policylab/FrankaLift-v0", "envs.native.franka:FrankaLift", 200, "franka"),  # 4 s
+        NativeTaskEntry("policylab/FrankaReach-v0", "envs.manipulation.task:FrankaReach", 100, "franka"),  # 2 s
+        NativeTaskEntry("policylab/FrankaPush-v0", "envs.manipulation.task:FrankaPush", 200, "franka"),  # 4 s
+        NativeTaskEntry("policylab/FrankaLift-v0", "envs.manipulation.task:FrankaLift", 200, "franka"),  # 4 s
     )
 }
 NATIVE_TASK_IDS = tuple(NATIVE_TASK_TABLE)

@@ -1,1 +1,5 @@
-"""The Franka Panda tasks' scene and configuration (numpy and mujoco only; the tasks are in envs.native.franka)."""
+"""The Franka Panda tasks' home: the scene, the config, the rules (written once over numpy or torch), the
+batched torch task (``task``) and deploy-sim's numpy controller (``deploy``).
+
+Every module but ``task`` imports only numpy and mujoco, so deploy-sim runs the controller without torch.
+"""

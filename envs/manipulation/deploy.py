@@ -1,40 +1,51 @@
-"""The Franka tasks as a robot controller runs them: numpy over one MuJoCo MjData, no torch.
+"""The Franka tasks as the arm's controller runs them: numpy over one MuJoCo MjData, no torch.
 
-deploy-sim (``app/deploy_sim.py``) drives an exported Franka policy with this: it builds the
-observation from the simulator's state and the controller's own memory (joint targets, previous
-action), applies the action as joint target deltas held by the PD actuators, and scores episodes
-with the task's reward terms and success rule, all from ``policy.json``'s ``franka`` section.
-``tests/envs/test_franka.py`` checks the observation and reward against the batched torch task.
+:class:`FrankaController` is deploy-sim's controller of ``policylab/Franka*-v0`` (the contract is
+:mod:`envs.deploy`), built from ``policy.json``'s ``franka`` section alone. It draws episodes, maps
+actions to PD joint targets, builds the observation and scores steps with the functions the batched
+torch task calls (:mod:`envs.manipulation.rules`, :mod:`~envs.manipulation.episodes`,
+:mod:`~envs.manipulation.control`), over arrays of one arm without a batch axis.
+
+What the controller observes (:meth:`FrankaController.observation`) and what the task would observe
+(:meth:`FrankaController.reference_observation`) differ in the hand's position only (``hand``,
+``target - hand``, ``cube - hand``). The controller knows its hand as a robot does: Franka's datasheet
+kinematics (:mod:`envs.manipulation.kinematics`) of its joint encoders now. The task reads MuJoCo's
+``grip`` site, which ``mj_step`` leaves computed at the start of the control period's last physics step
+(5 ms before the encoders). The gap is the model's departure from the datasheet (under 0.5 mm over the
+joint ranges) plus 5 ms of the hand's travel (up to about 6 mm at full speed). Joint and finger
+encoders, joint velocities, the controller's own targets and previous action, the goal, and the cube
+(as a perception system reporting its centre would give it) are the simulator's values. Rewards and
+success are the task's rules on the simulator's full state (the site), so returns compare with the
+checkpoint's evaluation.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import mujoco
 import numpy as np
 
-from envs.manipulation import scene
+from envs.episode_stats import stack_episodes
+from envs.manipulation import control, episodes, kinematics, scene
 from envs.manipulation.config import FrankaConfig
+from envs.manipulation.episodes import PENETRATION, Uniform
 from envs.manipulation.rules import (
-    FELL_OFF,
-    GOAL_X,
-    GOAL_Y,
-    GRASP_RADIUS,
-    GRIPPER_STEP,
-    LIFT_CLEARANCE,
-    LIFT_HOLD_STEPS,
-    PENETRATION,
-    PUSH_BEHIND,
-    PUSH_TOLERANCE,
-    REACH_TOLERANCE,
-    SOFT_LIMIT,
-    START_TRIES,
+    RULES,
+    ArmState,
+    Joints,
+    TaskRules,
+    fell_off,
+    held_steps,
+    reward_terms,
+    succeeded,
+    weighted_reward,
 )
+from envs.manipulation.summary import summarize as summarize_stats
+from envs.manipulation.summary import summary_lines as task_summary_lines
 
-REACH, PUSH, LIFT = "policylab/FrankaReach-v0", "policylab/FrankaPush-v0", "policylab/FrankaLift-v0"
-TOLERANCE = {REACH: REACH_TOLERANCE, PUSH: PUSH_TOLERANCE}
+Draws = Callable[[int], Uniform]  # episode -> its U(0, 1) sampler
 
 
 def config_from_options(options: dict[str, Any]) -> FrankaConfig:
@@ -42,155 +53,176 @@ def config_from_options(options: dict[str, Any]) -> FrankaConfig:
     return FrankaConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
 
-@dataclass
-class ArmEpisode:
-    """One episode's controller state: joint targets, previous action, goal, cube size, steps held."""
-
-    target_q: np.ndarray
-    goal: np.ndarray
-    cube_size: float = 0.05
-    prev_action: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    finger_target: float = 0.0
-    held: int = 0
-    distance: float = 0.0
+def franka_section(meta: dict[str, Any]) -> dict[str, Any]:
+    """policy.json's ``franka`` section (the task's ``deployment()``), where the export writes it."""
+    return meta["observation"]["franka"]
 
 
-class ArmTask:
-    """``task`` (a Franka task id) on ``model``/``data`` with config ``cfg``."""
+class FrankaController:
+    """One Franka task (``rules``) with config ``cfg`` on its own scene, as the robot's controller runs it.
 
-    def __init__(self, task: str, cfg: FrankaConfig, model: mujoco.MjModel, weights: dict[str, float]) -> None:
-        self.task, self.cfg, self.model, self.weights = task, cfg, model, weights
+    ``weights``: the reward's term -> weight; ``draws(episode)``: that episode's U(0, 1) sampler (default:
+    a numpy generator seeded ``seed + episode``). After construction the controller is at episode 0.
+    """
+
+    # Largest |observation - reference| the verdict accepts, m: the datasheet's kinematics against the model
+    # (under 0.5 mm) plus the site's 5 ms lag behind the encoders (hand speed x 5 ms: measured up to 6.4 mm
+    # with every joint's target moving at its full rate, about 1.5 mm typical under random actions).
+    obs_tolerance: ClassVar[float] = 1e-2
+
+    def __init__(
+        self,
+        rules: TaskRules,
+        cfg: FrankaConfig,
+        weights: dict[str, float],
+        max_episode_steps: int,
+        seed: int = 0,
+        draws: Draws | None = None,
+    ) -> None:
+        self.rules, self.cfg, self.weights = rules, cfg, dict(weights)
+        self.max_episode_steps = int(max_episode_steps)
+        self.draws = draws or (lambda episode: np.random.default_rng(seed + episode).random)
+        self.model = scene.scene_model(cfg, cube=rules.has_cube)
+        self.data = mujoco.MjData(self.model)
+        self.frame_skip = scene.FRAME_SKIP
+        self.control_period = float(self.model.opt.timestep) * self.frame_skip
+        model = self.model
         self.arm_qpos = [int(model.joint(n).qposadr[0]) for n in scene.JOINT_NAMES]
         self.arm_dof = [int(model.joint(n).dofadr[0]) for n in scene.JOINT_NAMES]
         self.finger_qpos = [int(model.joint(n).qposadr[0]) for n in scene.FINGER_JOINTS]
         self.arm_act = [int(model.actuator(n).id) for n in scene.ARM_ACTUATORS]
         self.finger_act = [int(model.actuator(n).id) for n in scene.FINGER_ACTUATORS]
         self.site = int(model.site(scene.EE_SITE).id)
-        self.limits = scene.joint_ranges(model)
-        self.home = np.asarray(scene.HOME if task == REACH else scene.PREGRASP)
-        self.gripper = task == LIFT
-        self.cube_qpos = int(model.joint("cube").qposadr[0]) if task != REACH else -1
+        self.cube_qpos = int(model.joint("cube").qposadr[0]) if rules.has_cube else -1
+        limits = scene.joint_ranges(model)
+        self.joints = Joints(home=np.asarray(rules.start_pose, dtype=np.float64), low=limits[:, 0], high=limits[:, 1])
+        self.act_dim = scene.JOINTS + int(rules.gripper)
+        self.reset(0)
 
-    def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> ArmEpisode:
-        """A new episode drawn like the task draws it: cube (resized in the model), goal, then the arm's pose."""
-        cfg = self.cfg
-        mujoco.mj_resetData(self.model, data)
-        data.qpos[self.finger_qpos] = scene.FINGER_OPEN if self.gripper else 0.0
-        size = float(rng.uniform(*cfg.cube_size))
-        if self.task == REACH:
-            goal = rng.uniform(cfg.target_low, cfg.target_high)
-        else:
-            scene.resize_cube(self.model, size)
-            xy = rng.uniform(cfg.cube_low, cfg.cube_high)
+    @classmethod
+    def from_export(cls, meta: dict[str, Any], seed: int) -> FrankaController:
+        """The controller ``policy.json`` (its content ``meta``) describes; episode i is drawn from seed + i."""
+        section = franka_section(meta)
+        controller = cls(
+            RULES[section["task"]],
+            config_from_options(section["options"]),
+            section["reward_weights"],
+            int(meta["max_episode_steps"]),
+            seed,
+        )
+        if int(section["frame_skip"]) != controller.frame_skip:
+            raise ValueError(f"policy.json's frame_skip {section['frame_skip']}: this scene steps {scene.FRAME_SKIP}")
+        return controller
+
+    # -- episodes ---------------------------------------------------------------------------
+
+    def reset(self, episode: int) -> None:
+        """Episode ``episode`` drawn as the task draws it: goal (and cube, resized in the model), then the arm."""
+        rules, model, data = self.rules, self.model, self.data
+        draw = self.draws(episode)
+        mujoco.mj_resetData(model, data)
+        opening = scene.FINGER_OPEN if rules.gripper else 0.0
+        data.qpos[self.finger_qpos] = opening
+        placed = rules.draw_goal(self.cfg, (), draw, np)
+        self.goal = np.asarray(placed.goal, dtype=np.float64)
+        self.cube_size = np.float64(0.05)  # the task's default (reach has no cube)
+        if placed.cube_xy is not None:
+            self.cube_size = np.float64(placed.cube_size)
+            scene.resize_cube(model, float(self.cube_size))
             a = self.cube_qpos
-            data.qpos[a : a + 7] = [xy[0], xy[1], size / 2, 1.0, 0.0, 0.0, 0.0]
-            if self.task == PUSH:
-                r, angle = rng.uniform(*cfg.goal_distance), rng.uniform(-np.pi, np.pi)
-                g = xy + r * np.array([np.cos(angle), np.sin(angle)])
-                goal = np.array([np.clip(g[0], *GOAL_X), np.clip(g[1], *GOAL_Y), size / 2])
-            else:
-                goal = np.array([xy[0], xy[1], size / 2 + rng.uniform(*cfg.lift_height)])
-        q = self.start_arm(data, rng)
-        mujoco.mj_forward(self.model, data)
-        episode = ArmEpisode(target_q=q.copy(), goal=np.asarray(goal, float), cube_size=size)
-        episode.finger_target = scene.FINGER_OPEN if self.gripper else 0.0
-        episode.prev_action = np.zeros(7 + int(self.gripper))
-        episode.distance = self.goal_distance(data, episode)
-        return episode
+            data.qpos[a : a + 7] = [*placed.cube_xy, self.cube_size / 2, 1.0, 0.0, 0.0, 0.0]  # upright, at rest
+        q = episodes.start_pose(self.joints, self.cfg.init_joint_noise, (), draw, self.touching, np)
+        data.qpos[self.arm_qpos] = q
+        mujoco.mj_forward(model, data)
+        # the controller's memory: joint and finger targets, previous action, steps the success condition held
+        self.target_q = np.array(q, dtype=np.float64)
+        self.finger = np.float64(opening)
+        self.previous = np.zeros(self.act_dim)
+        self.held = np.float64(0.0)
+        self.steps = 0
+        self.distance = self.rules.goal_distance(self.state(self.site_hand()), np)
 
-    def start_arm(self, data: mujoco.MjData, rng: np.random.Generator) -> np.ndarray:
-        """The arm's start pose + U(-n, n) within its limits, written to ``data``, touching neither table nor cube.
+    def touching(self, q: np.ndarray, check: Any) -> np.ndarray:
+        """Whether the arm at q [7] touches the table or the cube (over PENETRATION), if ``check``."""
+        if not bool(check):
+            return np.asarray(False)
+        self.data.qpos[self.arm_qpos] = q
+        return np.asarray(scene.penetrating(self.model, self.data, PENETRATION))
 
-        As the task: a draw that penetrates is drawn again with half the noise, START_TRIES times, then the
-        noiseless start pose.
+    # -- what is known ----------------------------------------------------------------------
+
+    def site_hand(self) -> np.ndarray:
+        """The grip point [3] as the task reads it: MuJoCo's site."""
+        return self.data.site_xpos[self.site].copy()
+
+    def encoder_hand(self) -> np.ndarray:
+        """The grip point [3] as the controller knows it: the datasheet's kinematics of the joint encoders."""
+        return kinematics.hand_position(self.data.qpos[self.arm_qpos])
+
+    def state(self, hand: np.ndarray) -> ArmState:
+        """The rules' view of the arm now, with the hand at ``hand`` [3] (arrays without a batch axis)."""
+        data, cube = self.data, self.rules.has_cube
+        return ArmState(
+            q=data.qpos[self.arm_qpos].copy(),
+            qdot=data.qvel[self.arm_dof].copy(),
+            opening=np.float64(data.qpos[self.finger_qpos].sum()),
+            hand=hand,
+            goal=self.goal,
+            cube=data.qpos[self.cube_qpos : self.cube_qpos + 3].copy() if cube else None,
+            cube_size=self.cube_size if cube else None,
+        )
+
+    def _observe(self, hand: np.ndarray) -> np.ndarray:
+        s = self.state(hand)
+        return control.observation(self.rules, self.joints, s, self.target_q, self.finger, self.previous, np)
+
+    def observation(self) -> np.ndarray:
+        """[obs_dim]: the controller's observation (its forward kinematics for the hand)."""
+        return self._observe(self.encoder_hand())
+
+    def reference_observation(self) -> np.ndarray:
+        """[obs_dim]: the task's observation rule on the simulator's full state (MuJoCo's site for the hand)."""
+        return self._observe(self.site_hand())
+
+    # -- control ----------------------------------------------------------------------------
+
+    def step(self, action: np.ndarray) -> tuple[float, bool]:
+        """Apply ``action`` [act_dim] for one control period; (the task's reward, whether the episode is over).
+
+        Over: the cube fell off the table, or max_episode_steps control periods have passed.
         """
-        scale = self.cfg.init_joint_noise
-        for attempt in range(START_TRIES + 1):
-            noise = rng.uniform(-scale, scale, 7) if attempt < START_TRIES else np.zeros(7)
-            q = np.clip(self.home + noise, *self.limits.T)
-            data.qpos[self.arm_qpos] = q
-            if not scene.penetrating(self.model, data, PENETRATION):
-                break
-            scale *= 0.5
-        return q
+        a = control.clip_action(np.asarray(action, dtype=np.float64), np)
+        self.target_q = control.joint_targets(self.target_q, a, self.cfg.action_scale, self.joints, np)
+        change = control.action_change(a, self.previous, np)
+        self.previous = a
+        if self.rules.gripper:
+            self.finger = control.finger_target(self.finger, a, np)
+        self.data.ctrl[self.arm_act] = self.target_q
+        self.data.ctrl[self.finger_act] = self.finger
+        mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self.steps += 1
+        s = self.state(self.site_hand())
+        before, self.distance = self.distance, self.rules.goal_distance(s, np)
+        now = self.rules.succeeding(s, self.distance)
+        self.held = held_steps(self.held, now, np)
+        terms = reward_terms(self.rules, self.joints, s, before, self.distance, now, change, np)
+        over = bool(fell_off(self.rules, s, np)) or self.steps >= self.max_episode_steps
+        return float(weighted_reward(terms, self.weights)), over
 
-    def hand(self, data: mujoco.MjData) -> np.ndarray:
-        return data.site_xpos[self.site].copy()
+    # -- statistics -------------------------------------------------------------------------
 
-    def cube(self, data: mujoco.MjData) -> np.ndarray:
-        return data.qpos[self.cube_qpos : self.cube_qpos + 3].copy()
+    def episode_stats(self) -> dict[str, float]:
+        """success (0/1: the task's rule at the episode's last step) and the final goal distance (m)."""
+        return {"success": float(succeeded(self.rules, self.held)), "final_distance": float(self.distance)}
 
-    def observation(self, data: mujoco.MjData, episode: ArmEpisode) -> np.ndarray:
-        """[q - home, qdot, target - q, opening, gripper target - opening, hand, task part, previous action]."""
-        q, hand = data.qpos[self.arm_qpos], self.hand(data)
-        opening = float(data.qpos[self.finger_qpos].sum())
-        gripper = 2 * episode.finger_target - opening
-        parts = [q - self.home, data.qvel[self.arm_dof], episode.target_q - q, [opening, gripper], hand]
-        if self.task == REACH:
-            parts += [episode.goal, episode.goal - hand]
-        else:
-            cube = self.cube(data)
-            parts += [cube, cube - hand, episode.goal, episode.goal - cube]
-        return np.concatenate([np.ravel(p) for p in [*parts, episode.prev_action]])
+    def summarize(self, episodes: list[dict[str, float]]) -> dict[str, float]:
+        """The success rate and the mean final distance over ``episodes`` (:mod:`envs.manipulation.summary`)."""
+        return summarize_stats(stack_episodes(episodes))
 
-    def apply(self, data: mujoco.MjData, episode: ArmEpisode, action: np.ndarray) -> float:
-        """Targets += action_scale * a (clipped to the limits), fingers; returns |a - a_prev|^2."""
-        a = np.clip(action, -1.0, 1.0)
-        episode.target_q = np.clip(episode.target_q + self.cfg.action_scale * a[:7], *self.limits.T)
-        change = float(np.square(a - episode.prev_action).sum())
-        episode.prev_action = a
-        data.ctrl[self.arm_act] = episode.target_q
-        if self.gripper:
-            episode.finger_target = float(np.clip(episode.finger_target + GRIPPER_STEP * a[-1], 0.0, scene.FINGER_OPEN))
-        data.ctrl[self.finger_act] = episode.finger_target
-        return change
-
-    def goal_distance(self, data: mujoco.MjData, episode: ArmEpisode) -> float:
-        if self.task == REACH:
-            return float(np.linalg.norm(episode.goal - self.hand(data)))
-        cube = self.cube(data)
-        if self.task == PUSH:
-            return float(np.linalg.norm(episode.goal[:2] - cube[:2]))
-        return float(np.linalg.norm(episode.goal - cube))
-
-    def reward(self, data: mujoco.MjData, episode: ArmEpisode, change: float) -> tuple[float, bool]:
-        """(reward, terminated) after a step: the task's weighted terms; the held counter is updated."""
-        before, distance = episode.distance, self.goal_distance(data, episode)
-        episode.distance = distance
-        q = data.qpos[self.arm_qpos]
-        mid, half = self.limits.mean(axis=1), (self.limits[:, 1] - self.limits[:, 0]) / 2
-        if self.task == LIFT:
-            now = self.cube(data)[2] - episode.cube_size / 2 > LIFT_CLEARANCE
-        else:
-            now = distance < TOLERANCE[self.task]
-        episode.held = episode.held + 1 if now else 0
-        terms = {
-            "distance": -distance,
-            "progress": 100.0 * (before - distance),
-            "success": float(now),
-            "action_rate": -change,
-            "joint_limit": -float(np.clip(np.abs(q - mid) - SOFT_LIMIT * half, 0.0, None).sum()),
-            "posture": -float(np.linalg.norm(q - self.home)),
-        }
-        hand = self.hand(data)
-        if self.task == PUSH:
-            cube, goal = self.cube(data), episode.goal
-            direction = (goal[:2] - cube[:2]) / max(float(np.linalg.norm(goal[:2] - cube[:2])), 1e-6)
-            behind = cube.copy()
-            behind[:2] -= direction * (episode.cube_size / 2 + PUSH_BEHIND)
-            terms["reach"] = -float(np.linalg.norm(hand - behind))
-        elif self.task == LIFT:
-            cube, size = self.cube(data), episode.cube_size
-            near, gap = float(np.linalg.norm(cube - hand)), float(data.qpos[self.finger_qpos].sum())
-            terms["reach"] = -near
-            terms["grasp"] = float(near < GRASP_RADIUS and 0.8 * size < gap < 1.2 * size)
-            terms["lift"] = 10.0 * min(max(cube[2] - size / 2, 0.0), episode.goal[2] - size / 2)
-        reward = sum(w * terms[name] for name, w in self.weights.items())
-        fell = self.task != REACH and self.cube(data)[2] < FELL_OFF
-        return float(reward), bool(fell)
-
-    def success(self, episode: ArmEpisode) -> bool:
-        return episode.held >= (LIFT_HOLD_STEPS if self.task == LIFT else 1)
+    def summary_lines(self, summary: dict[str, float], reference: dict[str, Any]) -> list[str]:
+        """deploy-sim's line for the arm: the success rate beside the checkpoint evaluation's."""
+        controller = f"PD joint targets at {self.control_period:g} s, numpy controller"
+        return [f"{controller}: {line}" for line in task_summary_lines(summary, reference)]
 
 
-__all__ = ["ArmEpisode", "ArmTask", "config_from_options"]
+__all__ = ["Draws", "FrankaController", "config_from_options", "franka_section"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 from types import SimpleNamespace
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 import pytest
 import torch
@@ -15,33 +15,15 @@ from gymnasium.utils.env_checker import check_env
 import envs
 from app.config import load_config
 from app.errors import ConfigError
-from envs.manipulation import scene
+from envs.deploy import controller_class
+from envs.manipulation import kinematics, scene
 from envs.manipulation.config import FrankaConfig
-from envs.manipulation.deploy import ArmEpisode, ArmTask
-from envs.native.franka import LIFT_HOLD_STEPS, FrankaLift, FrankaPush, FrankaReach
+from envs.manipulation.deploy import FrankaController
+from envs.manipulation.episodes import GOAL_X, GOAL_Y
+from envs.manipulation.rules import LIFT_HOLD_STEPS, RULES
+from envs.manipulation.task import FrankaLift, FrankaPush, FrankaReach
 from envs.native.vecenv import NativeVecEnv
-
-# Franka's published kinematics (modified DH: a_{i-1}, d_i, alpha_{i-1}), frankaemika.github.io/docs.
-DH = [(0.0, 0.333, 0.0), (0.0, 0.0, -math.pi / 2), (0.0, 0.316, math.pi / 2), (0.0825, 0.0, math.pi / 2),
-      (-0.0825, 0.384, -math.pi / 2), (0.0, 0.0, math.pi / 2), (0.088, 0.0, math.pi / 2)]  # fmt: skip
-EE_FROM_FRAME7 = 0.107 + 0.133  # flange, then the hand to its grip point between the fingers
-JOINT6_OFFSET = math.pi / 2  # this model's joint 6 reads the datasheet's angle minus pi/2
-
-
-def dh_hand(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(position, approach axis) of the hand from the datasheet's DH table.
-
-    T_i = RotX(alpha) TransX(a) RotZ(q) TransZ(d), modified DH.
-    """
-    t = np.eye(4)
-    theta = np.array(q, dtype=float)
-    theta[5] += JOINT6_OFFSET
-    for (a, d, alpha), angle in zip(DH, theta, strict=True):
-        ca, sa, ct, st = math.cos(alpha), math.sin(alpha), math.cos(angle), math.sin(angle)
-        t = t @ np.array(
-            [[ct, -st, 0, a], [st * ca, ct * ca, -sa, -d * sa], [st * sa, ct * sa, ca, d * ca], [0, 0, 0, 1]]
-        )
-    return t[:3, 3] + EE_FROM_FRAME7 * t[:3, 2], t[:3, 2]
+from tests.envs.test_layers import imported_after
 
 
 def arm(cls: type = FrankaReach, n: int = 2, cfg: FrankaConfig | None = None, **kwargs) -> NativeVecEnv:
@@ -60,16 +42,17 @@ def start_at(env: NativeVecEnv, q: np.ndarray) -> None:
 # -- the arm ------------------------------------------------------------------------------------
 
 
-def test_the_hand_follows_frankas_published_kinematics():
+def test_the_hand_follows_frankas_published_kinematics_within_half_a_millimetre():
+    """The model's grip site against the datasheet's DH kinematics, which deploy-sim's controller uses."""
     env = arm(n=1)
     rng = np.random.default_rng(0)
     low, high = env.task.q_low.numpy(), env.task.q_high.numpy()
-    for q in [np.array(scene.HOME), *rng.uniform(low + 0.1, high - 0.1, (5, 7))]:
+    for q in [np.array(scene.HOME), np.array(scene.PREGRASP), *rng.uniform(low, high, (20, 7))]:
         start_at(env, q)
-        position, axis = dh_hand(q)
+        position, axis = kinematics.hand_pose(q)
         data = env.sim.data_of(0)
         approach = data.site_xmat[env.task.ee_site].reshape(3, 3)[:, 2]
-        assert np.allclose(env.task.hand(env.sim)[0].numpy(), position, atol=3e-3), q
+        assert np.abs(env.task.hand(env.sim)[0].numpy() - position).max() < 5e-4, q
         assert np.dot(approach, axis) > math.cos(0.01), q
 
 
@@ -151,23 +134,36 @@ def test_resets_place_arm_and_cube_where_the_config_says_without_penetration():
         assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon)), i
 
 
-def test_the_numpy_controller_draws_episodes_as_the_task_does_cube_size_included_without_penetration():
-    # deploy-sim's episodes: the cube resized in the model, start poses redrawn when they touch something
+@pytest.mark.parametrize("cls", [FrankaReach, FrankaPush, FrankaLift])
+def test_the_controller_draws_episodes_from_the_tasks_ranges_without_penetration(cls):
+    """deploy-sim's episodes: goals where the task puts them, the cube resized in the model, start poses
+    redrawn when they touch something."""
     cfg = FrankaConfig(cube_size=(0.04, 0.06), cube_low=(0.45, -0.05), cube_high=(0.55, 0.1), init_joint_noise=0.4)
-    model = scene.scene_model(cfg, cube=True)
-    data = mujoco.MjData(model)
-    controller = ArmTask(FrankaPush.gym_id, cfg, model, {})
-    rng, sizes = np.random.default_rng(0), []
-    for _ in range(40):
-        episode = controller.reset(data, rng)
-        sizes.append(episode.cube_size)
-        assert np.allclose(model.geom_size[model.geom("cube").id], episode.cube_size / 2)
-        assert math.isclose(controller.cube(data)[2], episode.cube_size / 2, abs_tol=1e-9)
-        assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon))
-        q = data.qpos[controller.arm_qpos]
-        assert (np.abs(q - np.array(scene.PREGRASP)) <= 0.4 + 1e-12).all()
-        assert np.array_equal(episode.target_q, q)
-    assert 0.04 <= min(sizes) < max(sizes) <= 0.06
+    controller = FrankaController(RULES[cls.gym_id], cfg, {}, cls.max_episode_steps, seed=0)
+    model, data = controller.model, controller.data
+    home = np.array(cls.rules.start_pose)
+    sizes = []
+    for episode in range(30):
+        controller.reset(episode)
+        q, goal = data.qpos[controller.arm_qpos], controller.goal
+        assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon)), episode
+        assert (np.abs(q - home) <= 0.4 + 1e-12).all() and np.array_equal(controller.target_q, q)
+        assert (q >= controller.joints.low).all() and (q <= controller.joints.high).all()
+        if cls is FrankaReach:
+            assert (goal >= np.array(cfg.target_low)).all() and (goal <= np.array(cfg.target_high)).all()
+            continue
+        size, cube = float(controller.cube_size), data.qpos[controller.cube_qpos : controller.cube_qpos + 3]
+        sizes.append(size)
+        assert np.allclose(model.geom_size[model.geom("cube").id], size / 2)
+        assert math.isclose(cube[2], size / 2, abs_tol=1e-12)
+        assert (cube[:2] >= np.array(cfg.cube_low)).all() and (cube[:2] <= np.array(cfg.cube_high)).all()
+        if cls is FrankaPush:  # on the table's part GOAL_X x GOAL_Y, at most goal_distance from the cube
+            assert GOAL_X[0] <= goal[0] <= GOAL_X[1] and GOAL_Y[0] <= goal[1] <= GOAL_Y[1]
+            assert np.linalg.norm(goal[:2] - cube[:2]) <= cfg.goal_distance[1] + 1e-12 and goal[2] == size / 2
+        else:  # above the cube, lift_height above its resting height
+            assert np.array_equal(goal[:2], cube[:2])
+            assert cfg.lift_height[0] <= goal[2] - size / 2 <= cfg.lift_height[1]
+    assert not sizes or 0.04 <= min(sizes) < max(sizes) <= 0.06
 
 
 def test_the_same_seed_gives_the_same_episode():
@@ -216,7 +212,7 @@ def test_lift_succeeds_only_after_a_second_above_5_cm():
     a = task.cube_qpos
     size = task._per_world["cube_size"]
     qpos[:, a + 2] = size / 2 + torch.tensor([0.06, 0.04], dtype=torch.float64)  # above / below the bar
-    fake = SimpleNamespace(qpos=qpos, site_xpos=env.sim.site_xpos.clone(), num_worlds=2)
+    fake = SimpleNamespace(qpos=qpos, qvel=env.sim.qvel.clone(), site_xpos=env.sim.site_xpos.clone(), num_worlds=2)
     before = task.pre_step(fake)
     for _ in range(LIFT_HOLD_STEPS - 1):
         task.reward(fake, before, torch.zeros(2, 8))
@@ -239,33 +235,81 @@ def test_gymnasiums_environment_checker_passes(env_id):
     assert frame.shape == (72, 96, 3) and frame.std() > 0
 
 
-@pytest.mark.parametrize("cls", [FrankaReach, FrankaPush, FrankaLift])
-def test_the_numpy_controller_builds_the_same_observation_and_reward_as_the_task(cls):
-    """deploy-sim's controller (numpy over one MjData) against the batched task, step by step."""
-    env = arm(cls, n=1)
-    obs = env.reset(seed=3)
-    task = env.task
-    model = task.model
-    data = env.sim.data_of(0)
-    state = task._per_world
-    episode = ArmEpisode(
-        target_q=state["target_q"][0].numpy().copy(),
-        goal=state["goal"][0].numpy().copy(),
-        cube_size=float(state["cube_size"][0]),
-        prev_action=np.zeros(task.act_dim),
-        finger_target=float(state["finger_target"][0]),
-        distance=float(task.goal_distance(env.sim)[0]),
+def torch_draws(seed: int):
+    """Episode -> a U(0, 1) sampler over the torch stream a VecEnv reset with ``seed`` draws from."""
+
+    def draws(episode: int):
+        generator = torch.Generator().manual_seed(seed)
+        return lambda shape: torch.rand(shape, generator=generator, dtype=torch.float64).numpy()
+
+    return draws
+
+
+# seeds whose first start pose (init_joint_noise 0.8) touches the table or the cube: redrawn once or twice
+@pytest.mark.parametrize(("cls", "seed"), [(FrankaReach, 2), (FrankaPush, 10), (FrankaLift, 5)])
+def test_the_controller_runs_the_tasks_episode_step_for_step(cls, seed, monkeypatch):
+    """deploy-sim's controller (numpy over its own MjData) against the batched task, one whole episode.
+
+    Both draw from the same U(0, 1) stream, so they start the same episode (a start pose redrawn after
+    touching the table included); then the same actions give the same observations, rewards, end and
+    statistics, to 1e-9.
+    """
+    checks = []
+    penetrating = scene.penetrating
+    monkeypatch.setattr(scene, "penetrating", lambda *a: checks.append(1) or penetrating(*a))
+    cfg = FrankaConfig(cube_size=(0.04, 0.06), init_joint_noise=0.8)
+    env = arm(cls, n=1, cfg=cfg)
+    checks.clear()
+    obs = env.reset(seed=seed)
+    assert len(checks) > 1, "the start pose was not redrawn: choose a seed whose first draw touches the table"
+    checks.clear()
+    controller = FrankaController(
+        RULES[cls.gym_id], cfg, env.task.weights, cls.max_episode_steps, draws=torch_draws(seed)
     )
-    controller = ArmTask(cls.gym_id, task.cfg, model, task.weights)
+    assert len(checks) > 1
     g = np.random.default_rng(0)
-    for _ in range(30):
-        assert np.allclose(controller.observation(data, episode), obs[0].numpy(), atol=1e-9)
-        action = g.uniform(-1.2, 1.2, task.act_dim)
-        change = controller.apply(data, episode, action)
-        mujoco.mj_step(model, data, nstep=task.frame_skip)
-        reward, _ = controller.reward(data, episode, change)
-        obs, env_reward, *_ = env.step(torch.as_tensor(action)[None])
-        assert math.isclose(reward, float(env_reward[0]), rel_tol=1e-9, abs_tol=1e-9)
+    for step in range(cls.max_episode_steps):
+        assert np.abs(controller.reference_observation() - obs[0].numpy()).max() < 1e-9, step
+        gap = np.abs(controller.observation() - controller.reference_observation()).max()
+        assert gap < controller.obs_tolerance, step
+        action = g.uniform(-1.2, 1.2, env.task.act_dim)
+        reward, done = controller.step(action)
+        obs, env_reward, terminated, truncated, info = env.step(torch.as_tensor(action)[None])
+        assert math.isclose(reward, float(env_reward[0]), rel_tol=1e-9, abs_tol=1e-9), step
+        assert done == bool(terminated[0] or truncated[0]), step
+        if done:
+            break
+    stats = info["episode_stats"]
+    assert controller.episode_stats()["success"] == float(stats["success"][0])
+    assert math.isclose(controller.episode_stats()["final_distance"], float(stats["final_distance"][0]), abs_tol=1e-9)
+
+
+def test_the_controller_is_built_from_policy_json_alone_and_reports_the_success_rate():
+    env = arm(FrankaPush, n=1, cfg=FrankaConfig(reward_action_rate=0.05))
+    section = env.task.deployment()
+    meta = json.loads(json.dumps({"observation": {"franka": section}, "max_episode_steps": 200}))
+    cls = controller_class(section["controller"])
+    assert cls is FrankaController
+    controller = cls.from_export(meta, seed=4)
+    assert controller.rules is RULES[FrankaPush.gym_id] and controller.cfg == env.task.cfg
+    assert controller.weights == env.task.weights and controller.max_episode_steps == 200
+    again = cls.from_export(meta, seed=4)
+    assert np.array_equal(controller.goal, again.goal)  # episode i is drawn from seed + i
+    controller.reset(1)
+    assert not np.array_equal(controller.goal, again.goal)
+    assert controller.observation().shape == (len(section["entries"]),)
+    summary = controller.summarize([{"success": 1.0, "final_distance": 0.01}, {"success": 0.0, "final_distance": 0.1}])
+    assert summary == pytest.approx({"success": 0.5, "final_distance": 0.055})
+    (line,) = controller.summary_lines(summary, {"success": 0.9})
+    assert line == (
+        "PD joint targets at 0.02 s, numpy controller: success rate 50% (final distance to the goal 5.5 cm on "
+        "average); checkpoint evaluation: 90%"
+    )
+
+
+def test_the_controller_imports_neither_torch_nor_app():
+    loaded = imported_after("import envs.manipulation.deploy")
+    assert not loaded & {"torch", "app", "policies"}
 
 
 @pytest.mark.parametrize(
