@@ -46,7 +46,7 @@ class NaturalGradientConfig:
         1.0, "fraction of the batch used for Fisher-vector products", low=0.0, high=1.0, low_open=True
     )
     kl_schedule: Literal["constant", "linear"] = param(
-        "linear",
+        "constant",
         "the trust region over the run: constant, or shrinking linearly from max_kl to max_kl / K by the last of "
         "K updates (as PPO's linear learning rate)",
     )
