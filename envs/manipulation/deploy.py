@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import mujoco
 import numpy as np
 
-from envs.episode_stats import stack_episodes
+from envs.episode_stats import episode_means, stack_episodes
 from envs.manipulation import control, episodes, kinematics, scene
 from envs.manipulation.config import FrankaConfig
 from envs.manipulation.episodes import PENETRATION, Uniform
@@ -42,7 +42,6 @@ from envs.manipulation.rules import (
     succeeded,
     weighted_reward,
 )
-from envs.manipulation.summary import summarize as summarize_stats
 from envs.manipulation.summary import summary_lines as task_summary_lines
 
 Draws = Callable[[int], Uniform]  # episode -> its U(0, 1) sampler
@@ -87,13 +86,9 @@ class FrankaController:
         self.frame_skip = scene.FRAME_SKIP
         self.control_period = float(self.model.opt.timestep) * self.frame_skip
         model = self.model
-        self.arm_qpos = [int(model.joint(n).qposadr[0]) for n in scene.JOINT_NAMES]
-        self.arm_dof = [int(model.joint(n).dofadr[0]) for n in scene.JOINT_NAMES]
-        self.finger_qpos = [int(model.joint(n).qposadr[0]) for n in scene.FINGER_JOINTS]
-        self.arm_act = [int(model.actuator(n).id) for n in scene.ARM_ACTUATORS]
-        self.finger_act = [int(model.actuator(n).id) for n in scene.FINGER_ACTUATORS]
-        self.site = int(model.site(scene.EE_SITE).id)
-        self.cube_qpos = int(model.joint("cube").qposadr[0]) if rules.has_cube else -1
+        at = scene.Addresses.of(model)
+        self.arm_qpos, self.arm_dof, self.finger_qpos = at.arm_qpos, at.arm_dof, at.finger_qpos
+        self.arm_act, self.finger_act, self.site, self.cube_qpos = at.arm_act, at.finger_act, at.site, at.cube_qpos
         limits = scene.joint_ranges(model)
         self.joints = Joints(home=np.asarray(rules.start_pose, dtype=np.float64), low=limits[:, 0], high=limits[:, 1])
         self.act_dim = scene.JOINTS + int(rules.gripper)
@@ -216,8 +211,8 @@ class FrankaController:
         return {"success": float(succeeded(self.rules, self.held)), "final_distance": float(self.distance)}
 
     def summarize(self, episodes: list[dict[str, float]]) -> dict[str, float]:
-        """The success rate and the mean final distance over ``episodes`` (:mod:`envs.manipulation.summary`)."""
-        return summarize_stats(stack_episodes(episodes))
+        """The success rate and the mean final distance over ``episodes``: their means, as ``make eval`` takes them."""
+        return episode_means(stack_episodes(episodes))
 
     def summary_lines(self, summary: dict[str, float], reference: dict[str, Any]) -> list[str]:
         """deploy-sim's line for the arm: the success rate beside the checkpoint evaluation's."""

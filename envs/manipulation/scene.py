@@ -14,6 +14,7 @@ Imports only numpy and mujoco (deploy-sim builds the same scene without torch).
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import mujoco
@@ -146,6 +147,32 @@ def joint_ranges(model: mujoco.MjModel) -> np.ndarray:
     return np.array([model.joint(name).range for name in JOINT_NAMES], dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Addresses:
+    """Where the arm and the cube live in a scene model: qpos and dof addresses, actuator ids, the grip site."""
+
+    arm_qpos: list[int]  # [7] qpos addresses of the arm's joints
+    arm_dof: list[int]  # [7] dof (qvel) addresses of the arm's joints
+    finger_qpos: list[int]  # [2]
+    arm_act: list[int]  # [7] actuator ids
+    finger_act: list[int]  # [2]
+    site: int  # the grip site's id
+    cube_qpos: int  # the cube's free joint's first qpos address; -1 in a scene without the cube
+
+    @classmethod
+    def of(cls, model: mujoco.MjModel) -> Addresses:
+        cube = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, "cube")
+        return cls(
+            arm_qpos=[int(model.joint(n).qposadr[0]) for n in JOINT_NAMES],
+            arm_dof=[int(model.joint(n).dofadr[0]) for n in JOINT_NAMES],
+            finger_qpos=[int(model.joint(n).qposadr[0]) for n in FINGER_JOINTS],
+            arm_act=[int(model.actuator(n).id) for n in ARM_ACTUATORS],
+            finger_act=[int(model.actuator(n).id) for n in FINGER_ACTUATORS],
+            site=int(model.site(EE_SITE).id),
+            cube_qpos=int(model.jnt_qposadr[cube]) if cube >= 0 else -1,
+        )
+
+
 __all__ = [
     "ARM_ACTUATORS",
     "EE_SITE",
@@ -155,6 +182,7 @@ __all__ = [
     "HOME",
     "JOINT_NAMES",
     "PREGRASP",
+    "Addresses",
     "MissingAssets",
     "franka_assets",
     "joint_ranges",

@@ -1,21 +1,10 @@
-"""The arm tasks' statistics over episodes and their report line (numpy): evaluation and deploy-sim share them."""
+"""The arm tasks' report line: evaluation and deploy-sim share it. The statistics over episodes are the
+means of the episode statistics (``success`` 0/1, ``final_distance``): :func:`envs.episode_stats.episode_means`."""
 
 from __future__ import annotations
 
 import math
 from typing import Any
-
-import numpy as np
-
-from envs.episode_stats import episode_means
-
-
-def summarize(stats: dict[str, np.ndarray]) -> dict[str, float]:
-    """The success rate and the mean final distance to the goal (m): the means of the episode statistics.
-
-    stats: name -> [E] per episode (``success`` 0/1, ``final_distance``).
-    """
-    return episode_means(stats)
 
 
 def summary_lines(summary: dict[str, Any], reference: dict[str, Any] | None = None) -> list[str]:
@@ -28,4 +17,4 @@ def summary_lines(summary: dict[str, Any], reference: dict[str, Any] | None = No
     return [line]
 
 
-__all__ = ["summarize", "summary_lines"]
+__all__ = ["summary_lines"]

@@ -75,19 +75,16 @@ class Franka(NativeTask):
         cfg: FrankaConfig = self.options
         self.cfg = cfg
         dev, f64 = self.device, torch.float64
-        self.arm_qpos = [int(model.joint(n).qposadr[0]) for n in scene.JOINT_NAMES]
-        self.arm_dof = [int(model.joint(n).dofadr[0]) for n in scene.JOINT_NAMES]
-        self.finger_qpos = [int(model.joint(n).qposadr[0]) for n in scene.FINGER_JOINTS]
-        self.arm_act = [int(model.actuator(n).id) for n in scene.ARM_ACTUATORS]
-        self.finger_act = [int(model.actuator(n).id) for n in scene.FINGER_ACTUATORS]
-        self.ee_site = int(model.site(scene.EE_SITE).id)
+        at = scene.Addresses.of(model)
+        self.arm_qpos, self.arm_dof, self.finger_qpos = at.arm_qpos, at.arm_dof, at.finger_qpos
+        self.arm_act, self.finger_act, self.ee_site = at.arm_act, at.finger_act, at.site
         ranges = scene.joint_ranges(model)
         self.q_low = torch.tensor(ranges[:, 0], dtype=f64, device=dev)
         self.q_high = torch.tensor(ranges[:, 1], dtype=f64, device=dev)
         self.home = torch.tensor(self.rules.start_pose, dtype=f64, device=dev)
         self.joints = Joints(home=self.home, low=self.q_low, high=self.q_high)
         if self.rules.has_cube:
-            self.cube_qpos = int(model.joint("cube").qposadr[0])
+            self.cube_qpos = at.cube_qpos
             self.cube_geom = int(model.geom("cube").id)
         self.act_dim = scene.JOINTS + int(self.rules.gripper)
         self.weights = {term: float(getattr(cfg, f"reward_{term}")) for term in self.rules.terms}
@@ -271,11 +268,6 @@ class Franka(NativeTask):
     def episode_stats(self) -> dict[str, Tensor]:
         """success (0/1, judged when the episode ends) and the final goal distance (m)."""
         return {"success": self.success().to(torch.float64), "final_distance": self._per_world["distance"]}
-
-    @classmethod
-    def summarize(cls, stats: dict[str, np.ndarray]) -> dict[str, float]:
-        """The success rate and the mean final distance (:func:`envs.manipulation.summary.summarize`)."""
-        return summary.summarize(stats)
 
     @classmethod
     def summary_lines(cls, result: dict[str, Any]) -> list[str]:
