@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import os
+
+# OpenMP threads (torch's, MKL's) that finish their share of work sleep instead of spinning for the next. Spinning
+# costs nothing on idle cores, but the suite runs on two pytest workers (make test) whose trainings each use every
+# core, and the tests start training subprocesses: a spinning thread then holds a core that another thread needs.
+# On 2 cores busy with other work, one learning test took 537 s spinning and 30 s with PASSIVE (the same results:
+# the wait policy changes when threads sleep, not what they compute). Set before torch loads OpenMP; subprocesses
+# inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import shutil
 from pathlib import Path
 
