@@ -74,10 +74,11 @@ deploy-sim: setup
 tasks: setup
 	$(PY) -m app tasks
 
-# pytest-xdist: `workers` processes (2: CI's cores; auto: one per core) share the tests; --dist loadgroup keeps
-# the tests of one xdist_group (those sharing a module-scoped trained run) on one worker. workers=0: one process.
+# pytest-xdist: `workers` processes (2: CI's cores; auto: one per core) share the tests, a whole file at a time
+# (a module-scoped trained run is trained once), in collection order: tests/conftest.py puts the files with
+# whole training runs first. workers=0: one process.
 workers ?= 2
-XDIST = -n $(workers) --dist loadgroup
+XDIST = -n $(workers) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(PY) -m pytest -q $(XDIST)

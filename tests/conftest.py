@@ -87,3 +87,14 @@ def trained_run(tmp_path, trained_run_template) -> Path:
     copy = tmp_path / relative
     shutil.copytree(trained_run_template, copy)
     return copy
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On make test's xdist workers: the files with whole training runs (a test marked slow) first.
+
+    The workers take whole files in collection order (--dist loadfile --no-loadscope-reorder), so the runs of a
+    minute or two start at once and the many short files even out the end. The order in each file is kept.
+    """
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        heavy = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in heavy)  # stable

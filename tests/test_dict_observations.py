@@ -101,10 +101,6 @@ def test_a_camera_run_resumes_exactly(tmp_path):
     assert saved == {"shape": [24, 24, 3], "dtype": "uint8", "normalize": False}
 
 
-# make test's xdist workers: the tests of camera_run share one, which trains it once
-CAMERA_RUN_GROUP = pytest.mark.xdist_group("camera_run")
-
-
 @pytest.fixture(scope="module")
 def camera_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("camera")
@@ -113,7 +109,6 @@ def camera_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(summary["run_dir"])
 
 
-@CAMERA_RUN_GROUP
 def test_an_image_policy_exports_to_onnx_and_torchscript_matching_pytorch(camera_run):
     result = export_run(camera_run)
     assert set(result.report) == {"onnxruntime", "torchscript"}
@@ -134,7 +129,6 @@ def test_an_image_policy_exports_to_onnx_and_torchscript_matching_pytorch(camera
     assert out[0].shape == (5, 1)
 
 
-@CAMERA_RUN_GROUP
 def test_deploy_sim_refuses_an_image_policy_with_a_clear_message(camera_run, capfd):
     export_run(camera_run)
     assert main(["deploy-sim", str(camera_run)]) == 2

@@ -52,10 +52,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-# make test's xdist workers: the tests of the ranks fixture share one, which spawns the two ranks once
-RANKS_GROUP = pytest.mark.xdist_group("distributed_ranks")
-
-
 @pytest.fixture(scope="module")
 def ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     """What each of two gloo ranks ended with (one spawn for every test of this module)."""
@@ -95,7 +91,6 @@ def reference(case: str) -> tuple[torch.Tensor, dict[str, float]]:
     return parameters(policy, value), result.metrics
 
 
-@RANKS_GROUP
 @pytest.mark.parametrize("case", list(CASES))
 def test_two_ranks_take_the_update_of_one_process_on_the_whole_batch(ranks, case):
     expected, metrics = reference(case)
@@ -114,7 +109,6 @@ def test_two_ranks_take_the_update_of_one_process_on_the_whole_batch(ranks, case
             assert first["metrics"][key] == pytest.approx(metrics[key], rel=1e-4, abs=1e-7), key
 
 
-@RANKS_GROUP
 def test_the_ranks_statistics_are_those_of_the_concatenated_data(ranks):
     rows = [statistic_rows(r) for r in range(WORLD)]
     normalizer = RunningNormalizer(OBS_DIM)
@@ -142,7 +136,6 @@ def test_the_ranks_statistics_are_those_of_the_concatenated_data(ranks):
     assert stats[0]["weighted_mean"].item() == pytest.approx(x.mean().item(), rel=1e-5)
 
 
-@RANKS_GROUP
 def test_ranks_start_equal_stay_equal_and_collect_different_episodes(ranks):
     first, second = (r["trainer"] for r in ranks)
     assert torch.equal(first["start"], second["start"])  # rank 0's networks, broadcast
@@ -160,7 +153,6 @@ def test_ranks_start_equal_stay_equal_and_collect_different_episodes(ranks):
     assert saved["ranks"][1]["env"] is not None
 
 
-@RANKS_GROUP
 def test_a_distributed_checkpoint_resumes_each_rank_exactly(ranks):
     for rank in ranks:
         trainer = rank["trainer"]
@@ -170,7 +162,6 @@ def test_a_distributed_checkpoint_resumes_each_rank_exactly(ranks):
     assert not torch.equal(ranks[0]["trainer"]["resumed_obs"], ranks[1]["trainer"]["resumed_obs"])
 
 
-@RANKS_GROUP
 def test_the_ranks_agree_on_a_spent_wall_clock_budget_by_rank_0s_clock(ranks):
     assert [rank["trainer"]["budget_spent"] for rank in ranks] == [[False, True], [False, True]]
 

@@ -15,8 +15,7 @@ from app.evaluate import evaluate_run
 from app.export import export_run
 from app.runner import Trainer, new_run_dir
 
-# make test-fast skips it; make test runs it in one worker, which trains driving_run once
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("driving_run")]
+pytestmark = pytest.mark.slow  # make test-fast skips it
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,12 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-# make test's xdist workers: the Warp test modules share one, so a cold kernel cache is compiled once, not by
-# both workers at once (a warm one is loaded once)
-pytestmark = pytest.mark.xdist_group("warp")
-
 ROOT = Path(__file__).resolve().parents[2]
 ABSENT_ON_THE_GPU_MACHINE = ("dm_control", "imageio", "imageio_ffmpeg", "onnx", "PIL", "stable_baselines3")
 

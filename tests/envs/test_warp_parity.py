@@ -46,9 +46,6 @@ TASKS = ("Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5", 
 STATE = ("qpos", "qvel", "qacc_warmstart", "ctrl")
 # Warp's CPU device here and in CI; bench/gpu_check.sh runs these tests on the GPU with cuda:0.
 DEVICE = os.environ.get("POLICYLAB_WARP_DEVICE", "cpu")
-# make test's xdist workers: the Warp test modules share one, so a cold kernel cache is compiled once, not by
-# both workers at once (a warm one is loaded once)
-pytestmark = pytest.mark.xdist_group("warp")
 
 
 def backends(task_id: str, randomization=None) -> tuple[NativeVecEnv, NativeVecEnv]:

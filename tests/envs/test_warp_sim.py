@@ -21,9 +21,6 @@ HOPPER, HUMANOID = NATIVE_TASKS["Hopper-v5"], NATIVE_TASKS["Humanoid-v5"]
 N = 4
 # Warp's CPU device here and in CI; bench/gpu_check.sh runs these tests on the GPU with cuda:0.
 DEVICE = os.environ.get("POLICYLAB_WARP_DEVICE", "cpu")
-# make test's xdist workers: the Warp test modules share one, so a cold kernel cache is compiled once, not by
-# both workers at once (a warm one is loaded once)
-pytestmark = pytest.mark.xdist_group("warp")
 
 
 @pytest.fixture(scope="module")

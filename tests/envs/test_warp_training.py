@@ -15,10 +15,6 @@ from app.config import ConfigError, load_config
 from app.runner import Trainer, new_run_dir
 from envs import resolve_backend
 
-# make test's xdist workers: the Warp test modules share one, so a cold kernel cache is compiled once, not by
-# both workers at once (a warm one is loaded once)
-pytestmark = pytest.mark.xdist_group("warp")
-
 SMALL = [
     "task.backend=gpu",
     "task.num_envs=4",
