@@ -4,7 +4,7 @@
 #   make train task=hopper settings=gpu task.num_envs=256   (a backend's settings on this machine's backend)
 #   make train task=humanoid nproc=4          data-parallel on 4 ranks of this machine (torchrun; a GPU each)
 #   make train task=humanoid nproc=4 nnodes=2 rdzv=HOST:29400    the same on each of 2 machines (c10d)
-#   make eval run=runs/... [episodes=10]      make tasks      make test      make test-fast
+#   make eval run=runs/... [episodes=10]      make tasks      make test [workers=2]      make test-fast
 #   make render run=runs/... [episodes=3 width=640 height=480 camera=track overlay=1]
 #   make plot runs="runs/a runs/b" [out=curves.png]
 #   make export run=runs/...                  make deploy-sim run=runs/... [episodes=10 latency=0 noise=0]
@@ -16,7 +16,7 @@ PY := $(VENV)/bin/python
 SETUP ?= setup
 # key=value arguments other than the targets' own become config overrides (algo.max_kl=0.02).
 OWN_ARGS := task=% algo=% resume=% run=% runs=% out=% episodes=% checkpoint=% latency=% noise=% width=% height=% camera=% \
-	overlay=% PYTHON=% PY=% SETUP=% settings=% nproc=% nnodes=% rdzv=% rdzv_id=%
+	overlay=% PYTHON=% PY=% SETUP=% settings=% nproc=% nnodes=% rdzv=% rdzv_id=% workers=%
 OVERRIDES := $(filter-out $(OWN_ARGS),$(MAKEOVERRIDES))
 
 .PHONY: setup train eval render plot export deploy-sim tasks test test-fast lint bench-learn bench-speed clean-venv
@@ -74,12 +74,18 @@ deploy-sim: setup
 tasks: setup
 	$(PY) -m app tasks
 
+# pytest-xdist: `workers` processes (2: CI's cores; auto: one per core) share the tests, a whole file at a time
+# (a module-scoped trained run is trained once), in collection order: tests/conftest.py puts the files with
+# whole training runs first. workers=0: one process.
+workers ?= 2
+XDIST = -n $(workers) --dist loadfile --no-loadscope-reorder
+
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 # the inner loop: every test but those marked slow (whole learning runs, end-to-end task runs)
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" $(XDIST)
 
 lint: setup
 	$(PY) -m ruff check app policies envs tests bench

@@ -228,11 +228,14 @@ def time_to_return(task: str, algo: str, worlds: int, cap: float, smoke: bool) -
             time.sleep(1.0)
         stopped = proc.poll() is None  # still running at the cap: stopped by us, whatever its exit code
         if stopped:
-            proc.send_signal(signal.SIGINT)  # finish the iteration, checkpoint, stop
+            # In the training loop: finish the iteration, checkpoint, stop; before it (start-up, kernel compiles):
+            # the end at once. SIGTERM, not SIGINT: a job started in the background (`make bench-gpu &`, a CI
+            # runner) passes SIGINT ignored on to its children, so the run would go on until the kill below.
+            proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                proc.kill()  # e.g. still compiling kernels (a cold Warp cache), where SIGINT waits for the C call
+                proc.kill()
                 proc.wait()
         # only a run that ended by itself with an error reports it (its last line of stderr)
         failed = not stopped and proc.returncode not in (0, -2, 130)

@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import os
+
+# OpenMP threads (torch's, MKL's) that finish their share of work sleep instead of spinning for the next. Spinning
+# costs nothing on idle cores, but the suite runs on two pytest workers (make test) whose trainings each use every
+# core, and the tests start training subprocesses: a spinning thread then holds a core that another thread needs.
+# On 2 cores busy with other work, one learning test took 537 s spinning and 30 s with PASSIVE (the same results:
+# the wait policy changes when threads sleep, not what they compute). Set before torch loads OpenMP; subprocesses
+# inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import shutil
 from pathlib import Path
 
@@ -78,3 +87,14 @@ def trained_run(tmp_path, trained_run_template) -> Path:
     copy = tmp_path / relative
     shutil.copytree(trained_run_template, copy)
     return copy
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On make test's xdist workers: the files with whole training runs (a test marked slow) first.
+
+    The workers take whole files in collection order (--dist loadfile --no-loadscope-reorder), so the runs of a
+    minute or two start at once and the many short files even out the end. The order in each file is kept.
+    """
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        heavy = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in heavy)  # stable

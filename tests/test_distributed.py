@@ -246,6 +246,7 @@ def worker_with_rank(launcher: int, rank: int) -> int:
     raise AssertionError(f"no worker with RANK={rank} under torchrun {launcher}")
 
 
+@pytest.mark.slow  # the shipped config's whole run to its learning threshold (about a minute): make test-fast skips it
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this python")
 def test_a_two_rank_run_learns_survives_a_killed_rank_and_resumes_on_two_nodes(tmp_path, capsys):
     # the shipped config, its full budget; its 8 environments split over the 2 ranks (task.num_envs is per rank);

@@ -78,3 +78,14 @@ def test_make_deploy_sim_passes_episodes_latency_and_noise():
     assert (args.command, args.run, args.episodes, args.latency, args.obs_noise) == ("deploy-sim", "runs/a", 10, 0, 0)
     args = build_parser().parse_args(app_argv("deploy-sim", "run=runs/a", "episodes=3", "latency=2", "noise=0.01"))
     assert (args.episodes, args.latency, args.obs_noise) == (3, 2, 0.01)
+
+
+def test_make_test_runs_the_suite_on_two_xdist_workers_by_file_and_workers_changes_them():
+    def pytest_argv(*args: str) -> list[str]:
+        out = subprocess.run(["make", "-n", "-C", str(ROOT), *args], capture_output=True, text=True, check=True).stdout
+        (command,) = [shlex.split(line) for line in out.splitlines() if " -m pytest " in line]
+        return command[command.index("pytest") + 1 :]
+
+    by_file = ["--dist", "loadfile", "--no-loadscope-reorder"]
+    assert pytest_argv("test") == ["-q", "-n", "2", *by_file]
+    assert pytest_argv("test-fast", "workers=0") == ["-q", "-m", "not slow", "-n", "0", *by_file]
