@@ -240,6 +240,8 @@ class Trainer:
 
         Per rollout: V of every observation with the current value net, V(final_obs) at truncations,
         GAE(gamma, lambda) [T, N]; the rollouts then sit side by side as columns [T, N * len(rollouts)].
+        The batch's ``refresh`` builds it again from the same rollouts and rewards with the value net as it
+        is then (an algorithm that fits the value between passes can re-estimate its advantages).
         """
         shared, policy, value = self.cfg.advantage, self.policy, self.value
         lam = shared.gae_lambda if self.algo.gae_lambda is None else self.algo.gae_lambda
@@ -274,7 +276,12 @@ class Trainer:
             flat[key] = joined.reshape(joined.shape[0] * joined.shape[1], *joined.shape[2:])
         if shared.normalize_advantages:  # over every rank's advantages
             flat["advantages"] = self.collective.standardize(flat["advantages"])
-        return Batch(**flat, time_shape=(steps, flat["rewards"].shape[0] // steps), gamma=shared.gamma)
+        return Batch(
+            **flat,
+            time_shape=(steps, flat["rewards"].shape[0] // steps),
+            gamma=shared.gamma,
+            refresh=lambda: self.build_batch(rollouts),
+        )
 
     # -- evaluation ----------------------------------------------------------
 

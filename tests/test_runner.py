@@ -153,3 +153,36 @@ def test_resume_when_the_environment_state_cannot_be_restored_says_why(fast, mon
         assert trainer.tracker.lengths.tolist() == [0, 0]
     finally:
         trainer.close()
+
+
+def test_a_batch_refreshes_with_the_value_function_as_it_is_now(fast, monkeypatch):
+    # PPO fits V_phi during its epochs; the batch's refresh rebuilds V(s), V(s') and GAE from the same rollout with
+    # V_phi as updated: checked after each update against V on the batch's observations and a brute-force GAE.
+    import app.algorithms.ppo as ppo
+    from app.algorithms.base import standardize
+    from tests.algorithms.test_gae import brute_force_gae
+
+    checked = []
+    update = ppo.PPO.update
+    lam = load_config("inverted_pendulum", algo="ppo").advantage.gae_lambda
+
+    def spy_update(self, batch, generator=None):
+        result = update(self, batch, generator)
+        fresh = batch.refresh()
+        with torch.no_grad():
+            values = self.value(self.policy.normalizer(batch.obs))
+        assert not torch.allclose(fresh.values, batch.values)  # the value function moved
+        torch.testing.assert_close(fresh.values, values)
+        steps, columns = batch.time_shape
+        grid = [t.reshape(steps, columns) for t in (fresh.rewards, fresh.values, fresh.next_values)]
+        ends = [t.reshape(steps, columns) for t in (batch.terminated, batch.truncated)]
+        inside = ~(ends[0] | ends[1])[:-1]  # successors inside the rollout: the next row's state
+        torch.testing.assert_close(grid[2][:-1][inside], grid[1][1:][inside])
+        expected = brute_force_gae(*grid, *ends, batch.gamma, lam)
+        torch.testing.assert_close(fresh.advantages.double(), standardize(expected.reshape(-1)), rtol=1e-4, atol=1e-5)
+        checked.append(batch.size)
+        return result
+
+    monkeypatch.setattr(ppo.PPO, "update", spy_update)
+    train([*fast, "algo.recompute_advantages=true"], algo="ppo")
+    assert checked == [64, 64, 64]

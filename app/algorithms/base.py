@@ -11,6 +11,7 @@ algorithm turns every mean over samples into the mean over all ranks' through th
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -41,6 +42,9 @@ class Batch:
     age: Tensor  # [B] long: 0 for this iteration's rollout, k for one collected k iterations ago
     time_shape: tuple[int, int]  # (T, M)
     gamma: float = 0.99  # the discount the advantages and returns were computed with
+    # The same batch rebuilt with the value function as it is now (advantages [B] and returns [B] from
+    # V_phi's current predictions, standardized as the first were); None where nobody can rebuild it.
+    refresh: Callable[[], Batch] | None = field(default=None, repr=False, compare=False)
 
     @property
     def size(self) -> int:

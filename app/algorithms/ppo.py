@@ -46,6 +46,9 @@ class PPOConfig:
         low_open=True,
     )
     normalize_minibatch_advantages: bool = param(False, "standardize advantages again within each minibatch")
+    recompute_advantages: bool = param(
+        False, "re-estimate advantages and value targets (GAE) with the value function fitted so far, each epoch"
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         if self.lr_schedule == "kl_adaptive" and self.target_kl is None:
@@ -136,7 +139,12 @@ class PPO:
         }
         first_ratio = math.nan
         epochs_done, stopped = 0, False
-        for _ in range(cfg.epochs):
+        advantages_all, returns_all = batch.advantages, batch.returns  # [B], [B]
+        for epoch in range(cfg.epochs):
+            if epoch > 0 and cfg.recompute_advantages and batch.refresh is not None:
+                # A_t, R_t again from V_phi after the previous epochs' value steps (epoch 1: the batch's)
+                fresh = batch.refresh()
+                advantages_all, returns_all = fresh.advantages, fresh.returns
             order = self.epoch_order(batch.size, generator, device).to(batch.obs.device)
             epoch_kl: list[Tensor] = []
             for start in range(0, per_epoch * size, size):
@@ -146,11 +154,11 @@ class PPO:
                 ratio = log_ratio.exp()
                 if math.isnan(first_ratio):
                     first_ratio = ratio.detach().sub(1.0).abs().max().item()
-                advantages = batch.advantages[idx]
+                advantages = advantages_all[idx]
                 if cfg.normalize_minibatch_advantages:
                     advantages = collective.standardize(advantages)
                 objective, clip_fraction = clipped_surrogate(ratio, advantages, cfg.clip)
-                v_loss = value_loss(value(norm_obs[idx]), batch.values[idx], batch.returns[idx], cfg.clip_value)
+                v_loss = value_loss(value(norm_obs[idx]), batch.values[idx], returns_all[idx], cfg.clip_value)
                 ent = entropy(dist)
                 loss = -objective + cfg.vf_coef * v_loss - cfg.ent_coef * ent
                 self.optimizer.zero_grad(set_to_none=True)

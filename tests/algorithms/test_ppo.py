@@ -1,5 +1,6 @@
 """PPO: the clipped objective branch by branch, the value loss, early stopping and the ratio at the start."""
 
+import dataclasses
 import math
 
 import pytest
@@ -167,3 +168,38 @@ def test_minibatch_normalization_standardizes_each_minibatch_not_the_batch():
 
 def test_kl_adaptive_needs_a_target():
     assert PPOConfig(lr_schedule="kl_adaptive").problems()
+
+
+@pytest.mark.parametrize("recompute", [False, True])
+def test_recomputed_advantages_drive_the_later_epochs(recompute):
+    # Two epochs of one whole-batch minibatch with a tiny step (ratio ~ 1, nothing clipped). The batch's refresh
+    # hands back other advantages A' and returns R'; with recompute_advantages the second epoch's gradient (the one
+    # left in .grad) is -(1/B) sum A'_i grad log pi_i + c_V (1/B) sum (V_i - R'_i) grad V_i, else the first's A, R.
+    n = 64
+    cfg = PPOConfig(
+        epochs=2, minibatch_size=n, max_grad_norm=None, lr=1e-9, lr_schedule="constant", recompute_advantages=recompute
+    )
+    policy, algo, batch = make(cfg, n=n)
+    g = torch.Generator().manual_seed(2)
+    fresh = flat_batch(batch.obs, batch.actions, torch.randn(n, generator=g), torch.randn(n, generator=g))
+    calls: list[int] = []
+
+    def refresh():
+        calls.append(1)
+        return fresh
+
+    batch = dataclasses.replace(batch, refresh=refresh)
+    value = algo.value
+    norm_obs = policy.normalizer(batch.obs).detach()
+    with torch.no_grad():
+        v = value(norm_obs).double()
+    per = per_sample_grads(policy, (batch.obs, batch.actions), lambda o, a: log_prob(policy.distribution(o), a).sum())
+    per_v = per_sample_grads(value, (norm_obs,), lambda o: value(o).sum())
+    used = fresh if recompute else batch
+    expected_policy = -(per * used.advantages.double()[:, None]).mean(0)
+    expected_value = cfg.vf_coef * (per_v * (v - used.returns.double())[:, None]).mean(0)
+    assert not torch.allclose(fresh.advantages, batch.advantages)
+    algo.update(batch, torch.Generator().manual_seed(0))
+    assert len(calls) == (1 if recompute else 0)  # before the second epoch only
+    torch.testing.assert_close(flat_grads(policy), expected_policy, rtol=1e-3, atol=1e-6)
+    torch.testing.assert_close(flat_grads(value), expected_value, rtol=1e-3, atol=1e-6)
