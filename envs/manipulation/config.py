@@ -55,7 +55,11 @@ class FrankaConfig:
     target_high: tuple[float, ...] = param((0.65, 0.25, 0.45), "franka_reach: targets' box, high corner [x, y, z], m")
     cube_size: tuple[float, ...] = param((0.05, 0.05), "cube: range [low, high] of its edge length, m")
     cube_mass: float = param(0.1, "cube: mass, kg", low=0.0, low_open=True)
-    cube_friction: tuple[float, ...] = param((0.8, 1.2), "cube: range [low, high] of its sliding friction")
+    cube_friction: tuple[float, ...] = param(
+        (1.0, 1.0),
+        "cube: range [low, high] of its sliding friction, drawn per episode (low == high: always that value); "
+        "a drawn value takes the place of task.randomization.friction_scale for the cube",
+    )
     cube_low: tuple[float, ...] = param((0.45, -0.1), "cube: start area, low corner [x, y] on the table, m")
     cube_high: tuple[float, ...] = param((0.6, 0.1), "cube: start area, high corner [x, y] on the table, m")
     goal_distance: tuple[float, ...] = param(

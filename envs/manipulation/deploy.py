@@ -124,6 +124,8 @@ class FrankaController:
         if placed.cube_xy is not None:
             self.cube_size = np.float64(placed.cube_size)
             scene.resize_cube(model, float(self.cube_size))
+            if placed.cube_friction is not None:
+                model.geom_friction[model.geom("cube").id, 0] = float(placed.cube_friction)
             a = self.cube_qpos
             data.qpos[a : a + 7] = [*placed.cube_xy, self.cube_size / 2, 1.0, 0.0, 0.0, 0.0]  # upright, at rest
         q = episodes.start_pose(self.joints, self.cfg.init_joint_noise, (), draw, self.touching, np)

@@ -36,6 +36,7 @@ class EpisodeDraw:
     goal: Any  # [..., 3] m
     cube_size: Any = None  # [...] m
     cube_xy: Any = None  # [..., 2] m
+    cube_friction: Any = None  # [...] the cube's sliding friction (None: the scene's, cube_friction's one value)
 
 
 def between(low: float, high: float, u: Any) -> Any:
@@ -52,6 +53,12 @@ def draw_cube(cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any 
     """(edge [*batch], resting spot xy [*batch, 2]) of the cube: U(cube_size), uniform over the start area."""
     size = between(cfg.cube_size[0], cfg.cube_size[1], draw(batch))
     return size, in_box(cfg.cube_low, cfg.cube_high, draw((*batch, 2)), xp)
+
+
+def draw_friction(cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform) -> Any:
+    """The cube's sliding friction [*batch] ~ U(cube_friction), or None (no draw made) when the range is one value."""
+    low, high = cfg.cube_friction
+    return None if low == high else between(low, high, draw(batch))
 
 
 def push_goal(xy: Any, r: Any, angle: Any, size: Any, xp: Any = np) -> Any:
@@ -106,6 +113,7 @@ __all__ = [
     "Uniform",
     "between",
     "draw_cube",
+    "draw_friction",
     "in_box",
     "lift_goal",
     "push_goal",

@@ -110,6 +110,9 @@ def scene_spec(cfg: FrankaConfig | None = None, cube: bool = True) -> mujoco.MjS
     for geom in spec.geoms:
         if geom.contype and geom.name not in ("table", "cube"):
             geom.conaffinity = 0
+    if cube:  # its mass, and its friction when fixed (a range is drawn per episode over this)
+        spec.geom("cube").mass = float(cfg.cube_mass)
+        spec.geom("cube").friction[0] = float(cfg.cube_friction[0])
     for i, name in enumerate(JOINT_NAMES):
         joint = spec.joint(name)
         joint.damping = [float(cfg.damping[i]), 0.0, 0.0]  # (linear, higher-order terms)

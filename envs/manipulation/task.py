@@ -132,6 +132,9 @@ class Franka(NativeTask):
         state["goal"][rows] = placed.goal
         if placed.cube_xy is not None:
             self.place_cube(qpos, rows, placed.cube_xy, placed.cube_size)
+        if placed.cube_friction is not None and self.sim is not None:  # per-world friction (over the randomizer's)
+            friction = self.sim.model_field("geom_friction")
+            friction[rows, self.cube_geom, 0] = placed.cube_friction.to(friction.dtype)
         qpos[:, self.arm_qpos] = self.start_arm(qpos, rows, draw)
         state["target_q"][rows] = qpos[:, self.arm_qpos]
         state["finger_target"][rows] = opening

@@ -134,6 +134,50 @@ def test_resets_place_arm_and_cube_where_the_config_says_without_penetration():
         assert all(data.contact[k].dist > -1e-4 for k in range(data.ncon)), i
 
 
+def test_the_cube_has_the_configs_mass_and_friction():
+    default = scene.scene_model()
+    assert default.body("cube").mass[0] == 0.1 and default.geom("cube").friction[0] == 1.0
+    model = scene.scene_model(FrankaConfig(cube_mass=0.3, cube_friction=(0.6, 0.6)))
+    assert math.isclose(model.body("cube").mass[0], 0.3) and math.isclose(model.geom("cube").friction[0], 0.6)
+    # the inertia follows the mass: a solid 5 cm box, m a^2 / 6
+    assert np.allclose(model.body("cube").inertia, 0.3 * 0.05**2 / 6)
+    env = arm(FrankaLift, n=2, cfg=FrankaConfig(cube_mass=0.3))
+    assert math.isclose(env.sim.model.body("cube").mass[0], 0.3)
+
+
+@pytest.mark.parametrize("cls", [FrankaPush, FrankaLift])
+def test_a_friction_range_is_drawn_per_episode_for_the_cube_alone(cls):
+    env = arm(cls, n=32, cfg=FrankaConfig(cube_friction=(0.5, 1.5)))
+    env.reset(seed=3)
+    friction = env.sim.model_field("geom_friction")
+    cube = friction[:, env.task.cube_geom, 0].clone()
+    assert (cube >= 0.5).all() and (cube <= 1.5).all() and cube.std() > 0.2  # U(0.5, 1.5): std 0.29
+    others = [g for g in range(env.sim.model.ngeom) if g != env.task.cube_geom]
+    assert torch.equal(friction[:, others], torch.as_tensor(env.sim.model.geom_friction[others]).expand(32, -1, -1))
+    for i in (0, 7):  # the world's own model (rendering, deploy-sim) has its draw
+        assert math.isclose(env.sim.model_of(i).geom_friction[env.task.cube_geom, 0], float(cube[i]))
+    env.task.reset_worlds(torch.tensor([0, 1]), env.generator)  # a new episode in worlds 0 and 1 only
+    after = friction[:, env.task.cube_geom, 0]
+    assert not torch.equal(after[:2], cube[:2]) and torch.equal(after[2:], cube[2:])
+
+
+def test_the_controller_draws_the_tasks_cube_friction_for_the_same_episode():
+    cfg = FrankaConfig(cube_friction=(0.3, 1.5))
+    env = arm(FrankaPush, n=1, cfg=cfg)
+    obs = env.reset(seed=4)
+    controller = FrankaController(RULES[FrankaPush.gym_id], cfg, env.task.weights, 200, draws=torch_draws(4))
+    cube_geom = controller.model.geom("cube").id
+    drawn = float(env.sim.model_field("geom_friction")[0, env.task.cube_geom, 0])
+    assert 0.3 <= drawn <= 1.5 and drawn != 1.0
+    assert math.isclose(controller.model.geom_friction[cube_geom, 0], drawn, rel_tol=1e-12)
+    g = np.random.default_rng(0)
+    for step in range(40):
+        assert np.abs(controller.reference_observation() - obs[0].numpy()).max() < 1e-9, step
+        action = g.uniform(-1, 1, env.task.act_dim)
+        controller.step(action)
+        obs, *_ = env.step(torch.as_tensor(action)[None])
+
+
 @pytest.mark.parametrize("cls", [FrankaReach, FrankaPush, FrankaLift])
 def test_the_controller_draws_episodes_from_the_tasks_ranges_without_penetration(cls):
     """deploy-sim's episodes: goals where the task puts them, the cube resized in the model, start poses
