@@ -49,16 +49,16 @@ def in_box(low: Sequence[float], high: Sequence[float], u: Any, xp: Any = np) ->
     return xp.stack([between(lo, hi, u[..., i]) for i, (lo, hi) in enumerate(zip(low, high, strict=True))], axis=-1)
 
 
-def draw_cube(cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> tuple[Any, Any]:
-    """(edge [*batch], resting spot xy [*batch, 2]) of the cube: U(cube_size), uniform over the start area."""
+def draw_cube(cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> tuple[Any, Any, Any]:
+    """(edge [*batch], resting spot xy [*batch, 2], sliding friction [*batch] or None) of the cube.
+
+    U(cube_size), uniform over the start area, U(cube_friction) (no draw made, None, when that range is one
+    value: the scene's own).
+    """
     size = between(cfg.cube_size[0], cfg.cube_size[1], draw(batch))
-    return size, in_box(cfg.cube_low, cfg.cube_high, draw((*batch, 2)), xp)
-
-
-def draw_friction(cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform) -> Any:
-    """The cube's sliding friction [*batch] ~ U(cube_friction), or None (no draw made) when the range is one value."""
+    xy = in_box(cfg.cube_low, cfg.cube_high, draw((*batch, 2)), xp)
     low, high = cfg.cube_friction
-    return None if low == high else between(low, high, draw(batch))
+    return size, xy, None if low == high else between(low, high, draw(batch))
 
 
 def push_goal(xy: Any, r: Any, angle: Any, size: Any, xp: Any = np) -> Any:
@@ -113,7 +113,6 @@ __all__ = [
     "Uniform",
     "between",
     "draw_cube",
-    "draw_friction",
     "in_box",
     "lift_goal",
     "push_goal",

@@ -20,16 +20,7 @@ import numpy as np
 
 from envs.manipulation import scene
 from envs.manipulation.config import FrankaConfig
-from envs.manipulation.episodes import (
-    EpisodeDraw,
-    Uniform,
-    between,
-    draw_cube,
-    draw_friction,
-    in_box,
-    lift_goal,
-    push_goal,
-)
+from envs.manipulation.episodes import EpisodeDraw, Uniform, between, draw_cube, in_box, lift_goal, push_goal
 
 REACH_TOLERANCE = 0.02  # m: reach succeeds with the grip point within 2 cm of the target
 PUSH_TOLERANCE = 0.03  # m: push succeeds with the cube within 3 cm of the goal (in the table's plane)
@@ -153,10 +144,9 @@ class PushRules(TaskRules):
     marker = PUSH_TOLERANCE
 
     def draw_goal(self, cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> EpisodeDraw:
-        size, xy = draw_cube(cfg, batch, draw, xp)
+        size, xy, friction = draw_cube(cfg, batch, draw, xp)
         r = between(cfg.goal_distance[0], cfg.goal_distance[1], draw(batch))
         angle = between(-math.pi, math.pi, draw(batch))
-        friction = draw_friction(cfg, batch, draw)
         return EpisodeDraw(goal=push_goal(xy, r, angle, size, xp), cube_size=size, cube_xy=xy, cube_friction=friction)
 
     def goal_distance(self, s: ArmState, xp: Any = np) -> Any:
@@ -186,9 +176,8 @@ class LiftRules(TaskRules):
     marker = PUSH_TOLERANCE
 
     def draw_goal(self, cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> EpisodeDraw:
-        size, xy = draw_cube(cfg, batch, draw, xp)
+        size, xy, friction = draw_cube(cfg, batch, draw, xp)
         rise = between(cfg.lift_height[0], cfg.lift_height[1], draw(batch))
-        friction = draw_friction(cfg, batch, draw)
         return EpisodeDraw(goal=lift_goal(xy, rise, size, xp), cube_size=size, cube_xy=xy, cube_friction=friction)
 
     def goal_distance(self, s: ArmState, xp: Any = np) -> Any:

@@ -131,10 +131,7 @@ class Franka(NativeTask):
         placed = self.rules.draw_goal(self.cfg, (k,), draw, torch)
         state["goal"][rows] = placed.goal
         if placed.cube_xy is not None:
-            self.place_cube(qpos, rows, placed.cube_xy, placed.cube_size)
-        if placed.cube_friction is not None and self.sim is not None:  # per-world friction (over the randomizer's)
-            friction = self.sim.model_field("geom_friction")
-            friction[rows, self.cube_geom, 0] = placed.cube_friction.to(friction.dtype)
+            self.place_cube(qpos, rows, placed.cube_xy, placed.cube_size, placed.cube_friction)
         qpos[:, self.arm_qpos] = self.start_arm(qpos, rows, draw)
         state["target_q"][rows] = qpos[:, self.arm_qpos]
         state["finger_target"][rows] = opening
@@ -171,11 +168,15 @@ class Franka(NativeTask):
 
     _scratch: tuple[mujoco.MjModel, mujoco.MjData] | None = None
 
-    def place_cube(self, qpos: Tensor, rows: Tensor, xy: Tensor, size: Tensor) -> None:
-        """The cube resting upright at xy [k, 2] in ``qpos`` [k, nq]; its edge ``size`` [k] per world."""
+    def place_cube(self, qpos: Tensor, rows: Tensor, xy: Tensor, size: Tensor, friction: Tensor | None) -> None:
+        """The cube resting upright at xy [k, 2] in ``qpos`` [k, nq]; its edge ``size`` [k] and sliding
+        ``friction`` [k] (None: the scene's) per world."""
         self._per_world["cube_size"][rows] = size
         if self.cfg.cube_size[0] != self.cfg.cube_size[1] and self.sim is not None:  # per-world geometry
             self._resize_cubes(rows, size)
+        if friction is not None and self.sim is not None:  # per world, in place of the randomizer's scale
+            field = self.sim.model_field("geom_friction")
+            field[rows, self.cube_geom, 0] = friction.to(field.dtype)
         a = self.cube_qpos
         qpos[:, a : a + 2] = xy
         qpos[:, a + 2] = size / 2
