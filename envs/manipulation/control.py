@@ -47,14 +47,14 @@ def observation(
     """The policy's observation [..., obs_dim] (positions in the base frame, m).
 
     [q - home (7), qdot (7), target - q (7), opening (1), 2 finger - opening (1), hand (3), task part,
-    previous action]; the task part is [target, target - hand] (reach) or [cube, cube - hand, goal,
-    goal - cube] (push, lift). ``finger`` [...]: each finger's target opening, so 2 finger is the gap
-    commanded; ``previous`` [..., act_dim]: the last clipped action.
+    previous action]; the task part is ``rules.observed``: [target, target - hand] (reach), [cube,
+    cube - hand, goal, goal - cube] (lift), these and the pushing point - hand (push). ``finger`` [...]:
+    each finger's target opening, so 2 finger is the gap commanded; ``previous`` [..., act_dim]: the last
+    clipped action.
     """
     opening = s.opening[..., None]
     gripper = 2 * finger[..., None] - opening  # the gap commanded minus the gap there is
-    task = [s.cube, s.cube - s.hand, s.goal, s.goal - s.cube] if rules.has_cube else [s.goal, s.goal - s.hand]
-    parts = [s.q - joints.home, s.qdot, target_q - s.q, opening, gripper, s.hand, *task, previous]
+    parts = [s.q - joints.home, s.qdot, target_q - s.q, opening, gripper, s.hand, *rules.observed(s, xp), previous]
     return xp.concatenate(parts, axis=-1)
 
 

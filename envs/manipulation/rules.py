@@ -28,6 +28,8 @@ LIFT_CLEARANCE = 0.05  # m: lift succeeds with the cube this far above its resti
 LIFT_HOLD_STEPS = 50  # ... for the last second of the episode (50 control steps)
 GRASP_RADIUS = 0.02  # m: a grasp needs the cube's centre this close to the grip point
 PUSH_BEHIND = 0.02  # m: push draws the hand to half a cube + this behind the cube, away from the goal
+PUSH_HOVER = 0.05  # m: ... coming down onto that point from this far above it while away from it ...
+HOVER_SLOPE = 2.0  # ... and HOVER_SLOPE m lower per m closer to it in the table's plane
 SOFT_LIMIT = 0.95  # the joint-limit penalty starts at 95% of each joint's half range
 FELL_OFF = -0.05  # m: a cube below the table's top has fallen off: the episode ends
 COMMON_TERMS = ("distance", "progress", "success", "action_rate", "joint_limit", "posture")
@@ -82,6 +84,18 @@ def behind_cube(cube: Any, goal: Any, size: Any, xp: Any = np) -> Any:
     return xp.concatenate([cube[..., :2] - back, cube[..., 2:]], axis=-1)
 
 
+def approach_point(hand: Any, cube: Any, goal: Any, size: Any, xp: Any = np) -> Any:
+    """Where push draws the hand [..., 3]: above :func:`behind_cube`, the lower the closer the hand is to it.
+
+    p' = p + (0, 0, min(PUSH_HOVER, HOVER_SLOPE d)), d = |(hand - p)_xy|: the hand comes down onto the
+    pushing point from above instead of through the cube.
+    """
+    p = behind_cube(cube, goal, size, xp)
+    d = norm(hand[..., :2] - p[..., :2], xp)
+    lift = xp.clip(HOVER_SLOPE * d, None, PUSH_HOVER)
+    return xp.concatenate([p[..., :2], p[..., 2:] + lift[..., None]], axis=-1)
+
+
 class TaskRules:
     """One Franka task's rules. Subclasses: the goal's draw, the goal distance, their own terms, success."""
 
@@ -110,6 +124,10 @@ class TaskRules:
         """[...] bool: the success condition holds now."""
         raise NotImplementedError
 
+    def observed(self, s: ArmState, xp: Any = np) -> list[Any]:
+        """The observation's task part: vectors [..., 3], m (push, lift: cube, cube - hand, goal, goal - cube)."""
+        return [s.cube, s.cube - s.hand, s.goal, s.goal - s.cube]
+
 
 class ReachRules(TaskRules):
     """Move the hand to a random point of the target box. Success: within 2 cm when the episode ends."""
@@ -130,12 +148,15 @@ class ReachRules(TaskRules):
     def succeeding(self, s: ArmState, distance: Any) -> Any:
         return distance < REACH_TOLERANCE
 
+    def observed(self, s: ArmState, xp: Any = np) -> list[Any]:
+        return [s.goal, s.goal - s.hand]  # the target, target - hand
+
 
 class PushRules(TaskRules):
     """Push the cube across the table to a goal (fingers closed). Success: within 3 cm when the episode ends.
 
-    The hand is drawn to the cube's far side from the goal (``reach``: minus the hand's distance to
-    :func:`behind_cube`, m).
+    The hand is drawn to the cube's far side from the goal, down onto it from above (``reach``: minus the
+    hand's distance to :func:`approach_point`, m), and observes where that pushing point is.
     """
 
     task_id = "policylab/FrankaPush-v0"
@@ -153,10 +174,14 @@ class PushRules(TaskRules):
         return norm(s.goal[..., :2] - s.cube[..., :2], xp)  # |goal - cube| in the table's plane
 
     def task_terms(self, s: ArmState, xp: Any = np) -> dict[str, Any]:
-        return {"reach": -norm(s.hand - behind_cube(s.cube, s.goal, s.cube_size, xp), xp)}
+        return {"reach": -norm(s.hand - approach_point(s.hand, s.cube, s.goal, s.cube_size, xp), xp)}
 
     def succeeding(self, s: ArmState, distance: Any) -> Any:
         return distance < PUSH_TOLERANCE
+
+    def observed(self, s: ArmState, xp: Any = np) -> list[Any]:
+        # ... and the pushing point - hand (:func:`behind_cube`)
+        return [*super().observed(s, xp), behind_cube(s.cube, s.goal, s.cube_size, xp) - s.hand]
 
 
 class LiftRules(TaskRules):
@@ -251,11 +276,13 @@ __all__ = [
     "COMMON_TERMS",
     "FELL_OFF",
     "GRASP_RADIUS",
+    "HOVER_SLOPE",
     "LIFT",
     "LIFT_CLEARANCE",
     "LIFT_HOLD_STEPS",
     "PUSH",
     "PUSH_BEHIND",
+    "PUSH_HOVER",
     "PUSH_TOLERANCE",
     "REACH",
     "REACH_TOLERANCE",
@@ -264,6 +291,7 @@ __all__ = [
     "ArmState",
     "Joints",
     "TaskRules",
+    "approach_point",
     "behind_cube",
     "fell_off",
     "held_steps",

@@ -10,9 +10,10 @@ moves by GRIPPER_STEP g per step within [0, 0.04] m (episodes start open; a full
 
 Observation (positions in the base frame, m): [q - home (7), qdot (7), target - q (7), gripper
 opening (1), gripper target - opening (1), hand position (3), task part, previous action]; the task
-part is [target, target - hand] for reach and [cube, cube - hand, goal, goal - cube] for push and
-lift. The hand's position is its grip point (between the fingers, 1.5 cm above their tips): MuJoCo's
-``grip`` site as ``mj_step`` leaves it (computed at the start of the control period's last physics step).
+part is [target, target - hand] for reach, [cube, cube - hand, goal, goal - cube] for lift, and
+these and the pushing point - hand for push. The hand's position is its grip point (between the
+fingers, 1.5 cm above their tips): MuJoCo's ``grip`` site as ``mj_step`` leaves it (computed at the
+start of the control period's last physics step).
 
 Rewards are sums of named terms, each weighted by ``task.franka.reward_<term>``; each term's mean per
 step is logged (``reward_<term>`` in progress.csv and TensorBoard). Success ends no episode: it is
@@ -404,6 +405,9 @@ class FrankaPush(FrankaCubeTask):
 
     gym_id = "policylab/FrankaPush-v0"
     rules = PUSH
+
+    def task_observation_names(self) -> list[str]:
+        return super().task_observation_names() + [f"push_point_{a} - hand_{a}" for a in ("x", "y", "z")]
 
 
 class FrankaLift(FrankaCubeTask):

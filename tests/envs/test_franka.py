@@ -20,7 +20,15 @@ from envs.manipulation import kinematics, scene
 from envs.manipulation.config import FrankaConfig
 from envs.manipulation.deploy import FrankaController
 from envs.manipulation.episodes import GOAL_X, GOAL_Y
-from envs.manipulation.rules import LIFT_HOLD_STEPS, RULES
+from envs.manipulation.rules import (
+    HOVER_SLOPE,
+    LIFT_HOLD_STEPS,
+    PUSH_BEHIND,
+    PUSH_HOVER,
+    RULES,
+    approach_point,
+    behind_cube,
+)
 from envs.manipulation.task import FrankaLift, FrankaPush, FrankaReach
 from envs.native.vecenv import NativeVecEnv
 from tests.envs.test_layers import imported_after
@@ -246,6 +254,40 @@ def test_push_succeeds_with_the_cube_within_3_cm_of_the_goal():
     env.task._per_world["goal"][:] = goal
     env.step(torch.zeros(2, 7))
     assert env.task.last_terms["success"].tolist() == [1.0, 0.0]
+
+
+def test_push_draws_the_hand_down_onto_the_pushing_point_from_above():
+    """Cube at (0.5, 0), goal 15 cm along +x: the pushing point is 2.5 + 2 cm behind the cube's centre; the
+    hand is drawn PUSH_HOVER above it while away from it, HOVER_SLOPE m lower per m closer (in the plane)."""
+    assert (PUSH_BEHIND, PUSH_HOVER, HOVER_SLOPE) == (0.02, 0.05, 2.0)  # the values the case is computed for
+    cube, goal, size = np.array([0.5, 0.0, 0.025]), np.array([0.65, 0.0, 0.025]), np.array(0.05)
+    np.testing.assert_allclose(behind_cube(cube, goal, size), [0.455, 0.0, 0.025])
+    hands = np.array([[0.3, 0.0, 0.2], [0.46, 0.0, 0.1], [0.455, 0.0, 0.3], [0.455, 0.03, 0.0]])
+    # horizontal distances 0.155, 0.005, 0, 0.03: lifts min(0.05, 2 d) = 0.05, 0.01, 0, 0.05
+    expected = [[0.455, 0.0, 0.075], [0.455, 0.0, 0.035], [0.455, 0.0, 0.025], [0.455, 0.0, 0.075]]
+    many = (np.broadcast_to(cube, (4, 3)), np.broadcast_to(goal, (4, 3)), np.full(4, 0.05))
+    np.testing.assert_allclose(approach_point(hands, *many), expected, atol=1e-12)
+    as_torch = [torch.as_tensor(np.ascontiguousarray(x)) for x in (hands, *many)]
+    np.testing.assert_allclose(approach_point(*as_torch, xp=torch).numpy(), expected, atol=1e-12)
+    # the goal in another direction turns the pushing point with it: goal along +y puts it at y = -0.045
+    np.testing.assert_allclose(behind_cube(cube, np.array([0.5, 0.2, 0.025]), size), [0.5, -0.045, 0.025])
+
+
+def test_push_observes_the_pushing_point_and_is_rewarded_for_its_approach():
+    env = arm(FrankaPush, n=2)
+    obs = env.reset(seed=3)
+    task = env.task
+    names = task.observation_names()[0]
+    assert len(names) == obs.shape[1]
+    s = task.arm_state(env.sim)
+    point = behind_cube(s.cube, s.goal, s.cube_size, torch)
+    at = names.index("push_point_x - hand_x")
+    assert names[at : at + 3] == [f"push_point_{a} - hand_{a}" for a in "xyz"]
+    torch.testing.assert_close(obs[:, at : at + 3], (point - s.hand).to(obs.dtype))
+    env.step(torch.zeros(2, 7))
+    s = task.arm_state(env.sim)
+    reach = -torch.linalg.norm(s.hand - approach_point(s.hand, s.cube, s.goal, s.cube_size, torch), dim=-1)
+    torch.testing.assert_close(task.last_terms["reach"], reach)
 
 
 def test_lift_succeeds_only_after_a_second_above_5_cm():
