@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from app.algorithms.gae import gae
+from app.config import load_config
 
 
 def brute_force_gae(rewards, values, next_values, terminated, truncated, gamma, lam):
@@ -87,3 +88,30 @@ def test_infinite_horizon_value_target_approaches_one_over_one_minus_gamma():
     values = torch.full((steps, n), v, dtype=torch.float64)
     _, wrong = gae(rewards, values, values.clone(), truncated, terminated, gamma, lam)
     assert wrong[truncated].max().item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("task", ["hopper", "walker2d"])
+def test_the_shipped_trpo_discount_values_staying_up_over_a_faster_fall(task):
+    """TRPO's late drops on Hopper (README): with gamma 0.99 the policy traded staying up for speed, its
+    episodes shortening from ~680 to ~400 steps while each step paid 3.9 instead of 3.6. Discounted returns
+    (GAE with lambda = 1 and zero values), hand-computed: sum_t r gamma^t = r (1 - gamma^T) / (1 - gamma):
+      gamma 0.99:  stay up 1000 steps at 3.6: 3.6 x 100.0 = 360.0;  fall at 400 steps at 3.9: 3.9 x 98.2 = 383.0
+      gamma 0.995: stay up: 3.6 x 198.7 = 715.2;                     fall: 3.9 x 173.1 = 675.0
+    so 0.99 prefers the fall and the shipped cpu (TRPO) settings' 0.995 prefers staying up."""
+
+    def discounted(reward: float, steps: int, gamma: float) -> float:
+        rewards = torch.full((steps, 1), reward, dtype=torch.float64)
+        zeros = torch.zeros(steps, 1, dtype=torch.float64)
+        ends = torch.zeros(steps, 1, dtype=torch.bool)
+        ends[-1] = True
+        fell = steps < 1000  # a fall terminates; the 1000-step limit truncates (no value after it here)
+        _, ret = gae(rewards, zeros, zeros, ends & fell, ends & (not fell), gamma=gamma, lam=1.0)
+        return float(ret[0, 0])
+
+    assert discounted(3.6, 1000, 0.99) == pytest.approx(360.0, abs=0.1)
+    assert discounted(3.9, 400, 0.99) == pytest.approx(383.0, abs=0.1)
+    assert discounted(3.6, 1000, 0.99) < discounted(3.9, 400, 0.99)  # the drop's objective
+    cfg = load_config(task, settings="cpu")
+    assert cfg.algo.name == "trpo"
+    gamma = cfg.advantage.gamma
+    assert discounted(3.6, 1000, gamma) > discounted(3.9, 400, gamma)
