@@ -106,6 +106,8 @@ class TaskRules:
     terms: ClassVar[tuple[str, ...]]  # the reward's terms, each weighted by task.franka.reward_<term>
     hold_steps: ClassVar[int] = 1  # success: the condition held for the episode's last hold_steps steps
     success_note: ClassVar[str]  # the success rule in words (policy.json)
+    # the names of :meth:`observed`'s vectors, one per entry with {a} its axis (x, y, z)
+    observed_names: ClassVar[tuple[str, ...]] = ("cube_{a}", "cube_{a} - hand_{a}", "goal_{a}", "goal_{a} - cube_{a}")
     marker: ClassVar[float]  # m, the radius of the goal's sphere in videos
 
     def draw_goal(self, cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> EpisodeDraw:
@@ -125,7 +127,8 @@ class TaskRules:
         raise NotImplementedError
 
     def observed(self, s: ArmState, xp: Any = np) -> list[Any]:
-        """The observation's task part: vectors [..., 3], m (push, lift: cube, cube - hand, goal, goal - cube)."""
+        """The observation's task part: vectors [..., 3], m, named by ``observed_names`` (push, lift: cube,
+        cube - hand, goal, goal - cube)."""
         return [s.cube, s.cube - s.hand, s.goal, s.goal - s.cube]
 
 
@@ -137,6 +140,7 @@ class ReachRules(TaskRules):
     start_pose = scene.HOME
     terms = COMMON_TERMS
     success_note = f"hand within {REACH_TOLERANCE} m of the target at the episode's last step"
+    observed_names = ("target_{a}", "target_{a} - hand_{a}")
     marker = REACH_TOLERANCE
 
     def draw_goal(self, cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> EpisodeDraw:
@@ -162,6 +166,7 @@ class PushRules(TaskRules):
     task_id = "policylab/FrankaPush-v0"
     terms = ("reach", *COMMON_TERMS)
     success_note = f"cube within {PUSH_TOLERANCE} m of the goal (in the table's plane) at the last step"
+    observed_names = (*TaskRules.observed_names, "push_point_{a} - hand_{a}")
     marker = PUSH_TOLERANCE
 
     def draw_goal(self, cfg: FrankaConfig, batch: tuple[int, ...], draw: Uniform, xp: Any = np) -> EpisodeDraw:

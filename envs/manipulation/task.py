@@ -318,13 +318,10 @@ class Franka(NativeTask):
             + ["gripper_opening", "gripper_target - gripper_opening", "hand_x", "hand_y", "hand_z"]
         )
         units = ["rad"] * 7 + ["rad/s"] * 7 + ["rad"] * 7 + ["m"] * 5
-        task_names = self.task_observation_names()
+        task_names = [name.format(a=a) for name in self.rules.observed_names for a in ("x", "y", "z")]
         names += task_names + [f"previous_action[{i}]" for i in range(self.act_dim)]
         units += ["m"] * len(task_names) + [""] * self.act_dim
         return names, units
-
-    def task_observation_names(self) -> list[str]:
-        raise NotImplementedError
 
     def deployment(self) -> dict[str, Any]:
         """What the arm's controller needs (policy.json's ``franka``): joints, gains, limits, action mapping.
@@ -383,34 +380,15 @@ class FrankaReach(Franka):
     gym_id = "policylab/FrankaReach-v0"
     rules = REACH
 
-    def task_observation_names(self) -> list[str]:
-        return ["target_x", "target_y", "target_z", "target_x - hand_x", "target_y - hand_y", "target_z - hand_z"]
 
-
-class FrankaCubeTask(Franka):
-    """Push and lift: the cube and the goal in the observation."""
-
-    def task_observation_names(self) -> list[str]:
-        xyz = ("x", "y", "z")
-        return (
-            [f"cube_{a}" for a in xyz]
-            + [f"cube_{a} - hand_{a}" for a in xyz]
-            + [f"goal_{a}" for a in xyz]
-            + [f"goal_{a} - cube_{a}" for a in xyz]
-        )
-
-
-class FrankaPush(FrankaCubeTask):
+class FrankaPush(Franka):
     """Push the cube across the table to a goal (fingers closed); see :class:`envs.manipulation.rules.PushRules`."""
 
     gym_id = "policylab/FrankaPush-v0"
     rules = PUSH
 
-    def task_observation_names(self) -> list[str]:
-        return super().task_observation_names() + [f"push_point_{a} - hand_{a}" for a in ("x", "y", "z")]
 
-
-class FrankaLift(FrankaCubeTask):
+class FrankaLift(Franka):
     """Grasp the cube and lift it to a random height; see :class:`envs.manipulation.rules.LiftRules`."""
 
     gym_id = "policylab/FrankaLift-v0"
